@@ -1,0 +1,29 @@
+# The two commands of the README. Both create (or update) the pinned environment in .venv.
+#   make repro  — set up and run the whole pipeline (`dvc repro`) on the real MVSA data
+#   make test   — set up and run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup repro test notebooks clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[pipeline,dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+repro: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+test: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+notebooks: setup
+	cd tools && ../$(BIN)/python make_notebooks.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+from mmsent.cli import app
+
+app(prog_name="mmsent")

@@ -1,0 +1,149 @@
+"""Load ``params.yaml`` (plus environment overrides) into typed dataclasses.
+
+``params.yaml`` is the only configuration. Stages, notebooks, the CLI and tests all
+call :func:`load_params`; nothing else reads the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_ENV = "MMSENT_PARAMS"
+DATA_ROOT_ENV = "MMSENT_DATA_ROOT"
+DEVICE_ENV = "MMSENT_DEVICE"
+PROFILE_ENV = "MMSENT_PROFILE"
+
+
+@dataclass
+class DataConfig:
+    root: Path = Path("../shared/data/mvsa")
+    split: str = "clmlf"
+    fold: int = 1
+    dedup: bool = False
+    phash_max_distance: int = 4
+    max_image_pixels: int = 40_000_000
+
+    def __post_init__(self) -> None:
+        if self.split not in ("clmlf", "cheema"):
+            raise ValueError(f"data.split must be 'clmlf' or 'cheema', got {self.split!r}")
+        if not 1 <= int(self.fold) <= 10:
+            raise ValueError(f"data.fold must be in 1..10, got {self.fold!r}")
+
+
+@dataclass
+class TextConfig:
+    urls: str = "url"
+    mentions: str = "@user"
+    drop_rt: bool = True
+    split_hashtags: bool = True
+    emoji: str = "words"
+    max_elongation: int = 2
+    lowercase: bool = False
+
+    def __post_init__(self) -> None:
+        if self.emoji not in ("words", "keep", "drop"):
+            raise ValueError(f"text.emoji must be words, keep or drop, got {self.emoji!r}")
+        if self.max_elongation < 1:
+            raise ValueError("text.max_elongation must be >= 1")
+
+
+@dataclass
+class FeaturesConfig:
+    device: str = "auto"
+    batch_size: int = 64
+    text_encoders: list[str] = field(default_factory=lambda: ["minilm"])
+    image_encoders: list[str] = field(default_factory=lambda: ["efficientnet_lite0"])
+    image_size: int = 224
+
+
+@dataclass
+class Params:
+    data: DataConfig = field(default_factory=DataConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    # Sections without a typed home yet stay available as plain dicts.
+    extra: dict[str, Any] = field(default_factory=dict)
+    base_dir: Path = Path(".")
+
+    def path(self, relative: str | Path) -> Path:
+        """A project path, resolved against the folder of ``params.yaml``."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.base_dir / p
+
+
+_SECTIONS = {"data": DataConfig, "text": TextConfig, "features": FeaturesConfig}
+
+
+def _build(cls: type, values: dict[str, Any], section: str):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown key(s) in params section {section!r}: {sorted(unknown)}")
+    return cls(**values)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` updated recursively with ``override`` (neither is modified)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def find_params_file(start: Path | None = None) -> Path:
+    """``$MMSENT_PARAMS`` if set, else the nearest ``params.yaml`` upwards from ``start``."""
+    if os.environ.get(PARAMS_ENV):
+        return Path(os.environ[PARAMS_ENV]).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "params.yaml"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no params.yaml found in {here} or its parents; set {PARAMS_ENV} to its path"
+    )
+
+
+def params_from_dict(raw: dict[str, Any], base_dir: Path = Path("."),
+                     profile: str | None = None) -> Params:
+    """Typed params from a plain dict; ``profile`` merges ``profiles.<name>`` on top."""
+    raw = copy.deepcopy(raw)
+    profiles = raw.pop("profiles", {}) or {}
+    profile = profile or os.environ.get(PROFILE_ENV) or raw.pop("profile", None)
+    raw.pop("profile", None)
+    if profile and profile != "default":
+        if profile not in profiles:
+            raise ValueError(f"unknown profile {profile!r}; params.yaml has {sorted(profiles)}")
+        raw = deep_merge(raw, profiles[profile])
+    typed = {name: _build(cls, raw.pop(name, {}) or {}, name) for name, cls in _SECTIONS.items()}
+    params = Params(**typed, extra=raw, base_dir=base_dir)
+    if os.environ.get(DATA_ROOT_ENV):
+        params.data.root = Path(os.environ[DATA_ROOT_ENV])
+    if os.environ.get(DEVICE_ENV):
+        params.features.device = os.environ[DEVICE_ENV]
+    params.data.root = params.path(params.data.root).resolve()
+    return params
+
+
+def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                profile: str | None = None) -> Params:
+    """Load ``params.yaml`` (found as in :func:`find_params_file` when ``path`` is None).
+
+    ``overrides`` is a nested dict merged on top (e.g. from the CLI or a notebook's
+    parameters cell). ``MMSENT_DATA_ROOT`` and ``MMSENT_DEVICE`` win over the file.
+    """
+    path = Path(path).resolve() if path else find_params_file()
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if overrides:
+        raw = deep_merge(raw, overrides)
+    return params_from_dict(raw, base_dir=path.parent, profile=profile)

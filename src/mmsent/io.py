@@ -1,0 +1,88 @@
+"""Atomic file writes and checksummed array caches.
+
+Everything the pipeline writes goes through :func:`atomic_path`: the data is written to a
+temporary file beside the target and renamed over it, so a crash never leaves a half
+written file where a good one was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import zipfile
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path; on success it replaces ``target`` atomically."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
+                               dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text(target: str | Path, text: str) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_json(target: str | Path, obj: Any) -> Path:
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+class CacheCorruptError(ValueError):
+    """A cache file whose content does not match its stored checksum."""
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[key])
+        h.update(key.encode())
+        h.update(str(arr.dtype).encode() + str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def save_arrays(target: str | Path, meta: dict[str, Any] | None = None, **arrays: np.ndarray) -> Path:
+    """Save arrays to ``.npz`` with a sha256 of their content and ``meta`` stored inside."""
+    # object arrays (e.g. ids from pandas) would need pickle to load: store them as str
+    arrays = {k: (np.asarray(v, dtype=str) if np.asarray(v).dtype == object else np.asarray(v))
+              for k, v in arrays.items()}
+    meta = dict(meta or {}, sha256=_digest(arrays))
+    with atomic_path(target, suffix=".npz") as tmp:
+        np.savez(tmp, __meta__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+    return Path(target)
+
+
+def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Load what :func:`save_arrays` wrote; raises :class:`CacheCorruptError` on a mismatch."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files if k != "__meta__"}
+            meta = json.loads(str(npz["__meta__"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CacheCorruptError(f"{path} is not a readable cache file ({exc}); rerun `dvc repro`") from exc
+    if _digest(arrays) != meta.get("sha256"):
+        raise CacheCorruptError(f"{path} does not match its checksum; rerun `dvc repro` to rebuild it")
+    return arrays, meta

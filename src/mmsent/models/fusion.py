@@ -1,0 +1,145 @@
+"""Fusion of a text vector and an image vector.
+
+* :class:`ConcatFusion` — the source system: [text ; image] → FC 1024 → 512 → labels with
+  batch norm, ReLU, dropout 0.5.
+* :class:`AttentionFusion` — the thesis: each modality projected to a shared width, a learned
+  score per modality, softmax over modalities gives per-sample weights (returned), weighted
+  sum → classifier. A missing modality is masked out of the softmax, so the model needs no
+  invented input for it.
+* :class:`LateFusion` — unimodal classifiers whose probabilities are averaged, or mixed
+  with one learned weight.
+
+Missing modalities: the batch may carry ``text_mask`` / ``image_mask`` (1 = present).
+``modality_dropout`` hides one modality of a training sample with that probability, so
+a model has seen the missing case before it meets it at prediction time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mmsent.models.heads import mlp
+
+MODALITIES = ("text", "image")
+
+
+def modality_masks(batch: dict[str, torch.Tensor], training: bool, p_drop: float) -> dict[str, torch.Tensor]:
+    """Presence masks (B,) per modality, with random hiding of one modality when training."""
+    n = batch[MODALITIES[0]].shape[0]
+    device = batch[MODALITIES[0]].device
+    masks = {m: batch.get(f"{m}_mask", torch.ones(n, device=device)).float() for m in MODALITIES}
+    if training and p_drop > 0:
+        drop = torch.rand(n, device=device) < p_drop
+        which = torch.rand(n, device=device) < 0.5  # hide text or image, never both
+        both = (masks["text"] > 0) & (masks["image"] > 0)
+        masks["text"] = torch.where(drop & which & both, torch.zeros_like(masks["text"]), masks["text"])
+        masks["image"] = torch.where(drop & ~which & both, torch.zeros_like(masks["image"]), masks["image"])
+    return masks
+
+
+@dataclass
+class ConcatFusionConfig:
+    text_dim: int = 384
+    image_dim: int = 1280
+    hidden: list[int] = field(default_factory=lambda: [1024, 512])
+    dropout: float = 0.5
+    modality_dropout: float = 0.0
+    num_labels: int = 3
+
+
+class ConcatFusion(nn.Module):
+    inputs = MODALITIES
+
+    def __init__(self, config: ConcatFusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        # a learned stand-in for an absent modality (seen in training via modality dropout)
+        self.missing = nn.ParameterDict({
+            "text": nn.Parameter(torch.zeros(config.text_dim)),
+            "image": nn.Parameter(torch.zeros(config.image_dim)),
+        })
+        dims = [config.text_dim + config.image_dim, *config.hidden]
+        self.body = mlp(dims, config.dropout)
+        self.out = nn.Linear(dims[-1], config.num_labels)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        masks = modality_masks(batch, self.training, self.config.modality_dropout)
+        parts = [batch[m] * masks[m][:, None] + self.missing[m] * (1 - masks[m][:, None]) for m in MODALITIES]
+        return {"logits": self.out(self.body(torch.cat(parts, dim=-1)))}
+
+
+@dataclass
+class AttentionFusionConfig:
+    text_dim: int = 384
+    image_dim: int = 1280
+    d_model: int = 256
+    hidden: list[int] = field(default_factory=lambda: [256])
+    dropout: float = 0.5
+    modality_dropout: float = 0.0
+    num_labels: int = 3
+
+
+class AttentionFusion(nn.Module):
+    inputs = MODALITIES
+
+    def __init__(self, config: AttentionFusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.project = nn.ModuleDict({
+            m: nn.Sequential(nn.Linear(dim, config.d_model), nn.LayerNorm(config.d_model), nn.GELU(),
+                             nn.Dropout(config.dropout))
+            for m, dim in (("text", config.text_dim), ("image", config.image_dim))
+        })
+        self.score = nn.Sequential(nn.Linear(config.d_model, config.d_model // 2), nn.Tanh(),
+                                   nn.Linear(config.d_model // 2, 1))
+        self.body = mlp([config.d_model, *config.hidden], config.dropout)
+        self.out = nn.Linear(([config.d_model, *config.hidden])[-1], config.num_labels)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        masks = modality_masks(batch, self.training, self.config.modality_dropout)
+        h = torch.stack([self.project[m](batch[m]) for m in MODALITIES], dim=1)  # (B, 2, d)
+        scores = self.score(h).squeeze(-1)  # (B, 2)
+        present = torch.stack([masks[m] for m in MODALITIES], dim=1) > 0
+        weights = torch.softmax(scores.masked_fill(~present, float("-inf")), dim=1)
+        fused = (weights.unsqueeze(-1) * h).sum(1)
+        return {"logits": self.out(self.body(fused)), "weights": weights}
+
+
+@dataclass
+class LateFusionConfig:
+    text_dim: int = 384
+    image_dim: int = 1280
+    hidden: list[int] = field(default_factory=lambda: [256])
+    dropout: float = 0.5
+    learned_weight: bool = True
+    num_labels: int = 3
+
+
+class LateFusion(nn.Module):
+    """Two unimodal classifiers trained jointly; their probabilities are mixed."""
+
+    inputs = MODALITIES
+
+    def __init__(self, config: LateFusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.heads = nn.ModuleDict({
+            m: nn.Sequential(mlp([dim, *config.hidden], config.dropout),
+                             nn.Linear(([dim, *config.hidden])[-1], config.num_labels))
+            for m, dim in (("text", config.text_dim), ("image", config.image_dim))
+        })
+        self.mix = nn.Parameter(torch.zeros(1), requires_grad=config.learned_weight)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        masks = modality_masks(batch, False, 0.0)
+        w_text = torch.sigmoid(self.mix).expand(batch["text"].shape[0])
+        w_text = torch.where(masks["image"] > 0, w_text, torch.ones_like(w_text))
+        w_text = torch.where(masks["text"] > 0, w_text, torch.zeros_like(w_text))
+        probs = (w_text[:, None] * torch.softmax(self.heads["text"](batch["text"]), -1)
+                 + (1 - w_text[:, None]) * torch.softmax(self.heads["image"](batch["image"]), -1))
+        # log-probabilities work as logits for cross-entropy and argmax alike
+        return {"logits": torch.log(probs.clamp_min(1e-8)),
+                "weights": torch.stack([w_text, 1 - w_text], dim=1)}

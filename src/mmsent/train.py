@@ -1,0 +1,187 @@
+"""The one training loop, and checkpoints that reload on their own.
+
+Adam (+ weight decay), an LR scheduler, cross-entropy with optional class weights and
+label smoothing, gradient clipping, early stopping on dev weighted F1, the best epoch's
+weights restored at the end. Seeded: a CPU run repeats bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+from torch import nn
+from tqdm.auto import tqdm
+
+from mmsent import __version__
+from mmsent.device import pick_device, seed_everything
+from mmsent.io import atomic_path
+from mmsent.labels import ID2LABEL
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: str = "plateau"  # plateau | cosine | none
+    patience: int = 6  # epochs without a better dev weighted F1 before stopping
+    grad_clip: float = 1.0
+    class_weights: bool = False
+    label_smoothing: float = 0.0
+    device: str = "auto"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in ("plateau", "cosine", "none"):
+            raise ValueError(f"train.scheduler must be plateau, cosine or none, not {self.scheduler!r}")
+
+
+@dataclass
+class TensorData:
+    """Inputs (a dict of equal-length tensors), labels and ids of one split."""
+
+    inputs: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        for start in range(0, len(self), batch_size):
+            rows = order[start:start + batch_size]
+            yield {k: v[rows] for k, v in self.inputs.items()}, self.labels[rows]
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.inference_mode()
+def predict_proba(model: nn.Module, data: TensorData, batch_size: int = 256,
+                  device: str | torch.device = "cpu") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Class probabilities (N, labels) and any extra outputs (e.g. modality ``weights``)."""
+    model.eval()
+    device = torch.device(device)
+    probs, extras = [], {}
+    for inputs, _ in data.batches(batch_size):
+        out = model(_to(inputs, device))
+        probs.append(torch.softmax(out["logits"].float(), -1).cpu().numpy())
+        for key, value in out.items():
+            if key != "logits":
+                extras.setdefault(key, []).append(value.float().cpu().numpy())
+    return np.concatenate(probs), {k: np.concatenate(v) for k, v in extras.items()}
+
+
+def weighted_f1(labels: np.ndarray, probs: np.ndarray) -> float:
+    return float(f1_score(labels, probs.argmax(1), average="weighted", zero_division=0))
+
+
+def _scheduler(cfg: TrainConfig, optimizer):
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs))
+    return None
+
+
+def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig,
+        seed: int = 0) -> list[dict[str, Any]]:
+    """Train ``model`` in place; returns the per-epoch history. The best dev epoch is kept."""
+    seed_everything(seed)
+    device = pick_device(cfg.device)
+    model.to(device)
+    generator = torch.Generator().manual_seed(seed)
+    weight = None
+    if cfg.class_weights:
+        counts = torch.bincount(train.labels, minlength=len(ID2LABEL)).float().clamp_min(1)
+        weight = (counts.sum() / (len(counts) * counts)).to(device)
+    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
+                                 lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = _scheduler(cfg, optimizer)
+    history: list[dict[str, Any]] = []
+    best_f1, best_state, stale = -1.0, None, 0
+    dev_labels = dev.labels.numpy()
+    for epoch in tqdm(range(1, cfg.epochs + 1), disable=not cfg.progress, desc="epochs"):
+        start = time.perf_counter()
+        model.train()
+        total, seen = 0.0, 0
+        for inputs, labels in train.batches(cfg.batch_size, shuffle=True, generator=generator):
+            if len(labels) < 2:  # batch norm cannot train on a single sample
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(_to(inputs, device))["logits"], labels.to(device))
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            total += loss.item() * len(labels)
+            seen += len(labels)
+        probs, _ = predict_proba(model, dev, device=device)
+        dev_f1 = weighted_f1(dev_labels, probs)
+        dev_loss = float(nn.functional.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)),
+                                                dev.labels))
+        history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "dev_loss": dev_loss,
+                        "dev_acc": float((probs.argmax(1) == dev_labels).mean()), "dev_weighted_f1": dev_f1,
+                        "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start})
+        if dev_f1 > best_f1:
+            best_f1, stale = dev_f1, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(dev_f1)
+        elif scheduler is not None:
+            scheduler.step()
+        if stale >= cfg.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, family: str, **meta: Any) -> Path:
+    """Write a self-contained checkpoint atomically (temp file, then rename).
+
+    It holds the family, the config, the weights, ``id2label`` and whatever ``meta`` says
+    (encoder names, metrics, history), so :func:`load_checkpoint` needs nothing else.
+    """
+    payload = {
+        "format": "mmsent-checkpoint/1", "mmsent_version": __version__, "family": family,
+        "config": dataclasses.asdict(model.config), "id2label": dict(ID2LABEL),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta,
+    }
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model from a checkpoint alone; returns ``(model in eval mode, payload)``."""
+    from mmsent.models import build_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated zip, pickle error, ...
+        raise ValueError(f"{path} is not a readable mmsent checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != "mmsent-checkpoint/1":
+        raise ValueError(f"{path} is not an mmsent checkpoint")
+    model = build_model(payload["family"], payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval(), payload

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmsent.encoders import encoder_dirname, get_encoder
+
+
+@pytest.fixture
+def tiny_bert(tmp_path):
+    """A 1-layer BERT saved in a local folder: exercises the real transformers loading code."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "day", "a", "what"]
+    BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(tmp_path / "bert")
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1,
+                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
+    BertModel(cfg).save_pretrained(tmp_path / "bert")
+    return tmp_path / "bert"
+
+
+def test_hf_encoder_loads_a_local_model_and_mean_pools(tiny_bert):
+    enc = get_encoder(f"hf:{tiny_bert}", device="cpu")
+    X = enc.encode(["what a good day", "bad", "good"], batch_size=2)
+    assert X.shape == (3, 16) and X.dtype == np.float32 and enc.dim == 16
+    # batching and padding do not change a sentence's vector
+    assert np.allclose(enc.encode(["good"]), X[2:3], atol=1e-5)
+    assert not np.allclose(X[1], X[2])
+
+
+def test_hf_encoder_unknown_name_is_a_clear_offline_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no network here"):
+        get_encoder(f"hf:{tmp_path / 'no-such-model'}", device="cpu")
+
+
+def test_unknown_encoder_name():
+    with pytest.raises(KeyError, match="unknown encoder"):
+        get_encoder("word2vec")
+
+
+def test_efficientnet_lite0_features_and_bad_images(tmp_path):
+    enc = get_encoder("efficientnet_lite0", device="cpu", image_size=64)
+    good = tmp_path / "a.jpg"
+    Image.new("RGB", (80, 50), (200, 30, 30)).save(good)
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    X = enc.encode([good, tmp_path / "bad.jpg", tmp_path / "missing.jpg", good], batch_size=3)
+    assert X.shape == (4, 1280)
+    assert enc.last_ok.tolist() == [True, False, False, True]
+    assert np.abs(X[0]).sum() > 0 and np.array_equal(X[0], X[3]) and not X[1].any()
+
+
+def test_torchvision_encoder_needs_weights_and_loads_them_from_a_path(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError, match="MMSENT_WEIGHTS_RESNET18"):
+        get_encoder("torchvision:resnet18", device="cpu")
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    monkeypatch.setenv("MMSENT_WEIGHTS_RESNET18", str(tmp_path / "r18.pth"))
+    enc = get_encoder("torchvision:resnet18", device="cpu", image_size=32)
+    X = enc.encode([np.zeros((40, 40, 3), np.uint8)])
+    assert X.shape == (1, 512) and enc.name == "torchvision:resnet18"
+
+
+def test_encoder_dirname_is_filesystem_safe():
+    assert encoder_dirname("hf:/models/bert base") == "hf__models_bert_base"

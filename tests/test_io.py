@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from mmsent.io import CacheCorruptError, atomic_path, load_arrays, save_arrays, write_text
+
+
+def test_crash_while_writing_keeps_the_old_file(tmp_path):
+    target = write_text(tmp_path / "model.txt", "good")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "good"
+    assert list(tmp_path.iterdir()) == [target]  # no temp file left behind
+
+
+def test_arrays_round_trip_and_corruption_is_detected(tmp_path):
+    path = save_arrays(tmp_path / "f.npz", meta={"encoder": "x"}, ids=np.array(["a", "b"]),
+                       X=np.eye(2, dtype=np.float32))
+    arrays, meta = load_arrays(path)
+    assert meta["encoder"] == "x" and arrays["X"].tolist() == [[1, 0], [0, 1]]
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(np.float32(1).tobytes())  # flip a bit inside X's values
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CacheCorruptError, match="dvc repro"):
+        load_arrays(path)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(CacheCorruptError):
+        load_arrays(path)

@@ -1,0 +1,81 @@
+"""Regenerate the driver notebooks under notebooks/ (run: python tools/make_notebooks.py).
+
+Each notebook is a thin driver: a parameters cell for papermill, then calls into mmsent.
+"""
+
+from pathlib import Path
+
+from notebook import write_notebook
+
+HERE = Path(__file__).resolve().parent.parent / "notebooks"
+
+PARAMS = '''
+# Parameters (papermill overrides these; None = the nearest params.yaml, default profile)
+params_path = None
+profile = None
+'''
+
+LOAD = '''
+from IPython.display import Image, Markdown, display
+
+from mmsent.config import load_params
+
+params = load_params(params_path, profile=profile)
+'''
+
+write_notebook(HERE / "01_data.ipynb", [
+    ("md", """# 01 · The MVSA data
+
+Cleaned pairs, splits, decoding, image checks and the leakage audit. Everything below is
+computed by `mmsent.data_report` from the outputs of the `prepare` and `features` stages;
+this notebook only drives it and shows the result."""),
+    ("params", PARAMS),
+    ("code", LOAD + "from mmsent import data_report"),
+    ("code", "written = data_report.build(params)\ndisplay(Markdown(written['data.md'].read_text()))"),
+    ("code", "for name, path in written.items():\n    if path.suffix == '.png':\n        display(Image(filename=str(path)))"),
+])
+
+TRAIN = '''
+from mmsent import experiments, plots
+
+results = experiments.run_group(params, "{group}")
+runs = [(model, dataset) for model, by_dataset in results.items() for dataset in by_dataset]
+for model, dataset in runs:
+    m = results[model][dataset]
+    print(f"{model:18s} {dataset:9s} acc {m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f}  "
+          f"wF1 {m['weighted_f1']['mean']:.2f} ± {m['weighted_f1']['std']:.2f}  ({m['measured_on']})")
+'''
+
+FIGURES = '''
+figures = {
+    "{group}_learning_curves": plots.learning_curves(params, runs),
+    "{group}_confusion": plots.confusion_matrices(params, runs),
+    "{group}_per_class_f1": plots.per_class_f1(params, runs),
+}{extra}
+for name, fig in figures.items():
+    display(Image(filename=str(plots.save_figure(fig, params, name))))
+'''
+
+for number, group, title, intro, extra in [
+    ("02", "text", "Text baselines",
+     "Majority class, the VADER lexicon rule, TF-IDF + logistic regression, a BiLSTM over GloVe-initialised "
+     "tokens, and an MLP head on frozen MiniLM sentence vectors; on MVSA-Single and on MVSA-Multiple (text only).",
+     ""),
+    ("03", "image", "Image baselines",
+     "An MLP head on frozen EfficientNet-Lite0 features, and DenseNet-121 (torchvision) trained end to end: from "
+     "ImageNet weights when a weights file is given, otherwise from scratch (the metrics say which).", ""),
+    ("04", "fusion", "Fusion",
+     "The source system's concat head ([text ; image] → 1024 → 512 → 3), the thesis's modality-attention fusion "
+     "(per-sample weights over text and image) and late fusion of unimodal probabilities.",
+     '\nfigures["fusion_attention_weights"] = plots.attention_by_class(params, "attention_fusion")'),
+]:
+    name = {"text": "02_text_baselines", "image": "03_image_baselines", "fusion": "04_fusion"}[group]
+    write_notebook(HERE / f"{name}.ipynb", [
+        ("md", f"# {number} · {title}\n\n{intro}\n\nEvery model is trained by `mmsent.train.fit` over the seeds in "
+               "`params.yaml` (early stopping on dev weighted F1) and scored once on test by `mmsent.evaluate`. "
+               "This notebook only drives `mmsent.experiments` and `mmsent.plots`."),
+        ("params", PARAMS),
+        ("code", LOAD),
+        ("code", TRAIN.replace("{group}", group)),
+        ("code", FIGURES.replace("{group}", group).replace("{extra}", extra)),
+    ])
