@@ -179,3 +179,28 @@ def test_baselines():
     assert vader == [0, 0, 2, 2, 1]
     probs = TfidfLogReg().fit(texts * 3, labels * 3).predict_proba(["love love"])
     assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1)
+
+
+def test_auxiliary_loss_is_used_when_weighted_and_absent_otherwise():
+    batch = feature_batch()
+    batch["text_label"] = torch.randint(0, 3, (B,))
+    batch["image_label"] = torch.randint(0, 3, (B,))
+    plain = tiny("attention_fusion").train()
+    assert "aux_loss" not in plain(batch)
+    torch.manual_seed(0)
+    multi = tiny("attention_fusion", aux_weight=0.5).train()
+    out = multi(batch)
+    assert out["aux_loss"] > 0
+    out["aux_loss"].backward()
+    assert multi.aux["text_label"].weight.grad.abs().sum() > 0
+    assert "aux_loss" not in multi.eval()(batch)  # prediction is unchanged by the auxiliary heads
+
+
+@pytest.mark.parametrize("family", ["concat_fusion", "attention_fusion"])
+def test_input_standardisation_option(family):
+    model = tiny(family, input_norm=True).train()
+    batch = feature_batch()
+    batch["image"] = batch["image"] * 1000  # very different scales per modality
+    model(batch)
+    assert isinstance(model.norm["image"], torch.nn.BatchNorm1d)
+    assert model.norm["image"].running_var.mean() > 100  # the statistics were actually tracked

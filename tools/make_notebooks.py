@@ -79,3 +79,31 @@ for number, group, title, intro, extra in [
         ("code", TRAIN.replace("{group}", group)),
         ("code", FIGURES.replace("{group}", group).replace("{extra}", extra)),
     ])
+
+write_notebook(HERE / "05_tuning.ipynb", [
+    ("md", "# 05 · Hyperparameter tuning (Optuna)\n\nOne study per model in `params.yaml` → `tuning.models`, on the "
+           "**dev split only**: TPE sampler with a fixed seed, median pruner on per-epoch dev weighted F1. The "
+           "best values go to `params/best_<model>.yaml`, which the training stages read. Logic: `mmsent.tune`."),
+    ("params", PARAMS),
+    ("code", LOAD + "from mmsent import tune"),
+    ("code", "summary = tune.run(params)\nfor model, s in summary.items():\n"
+             "    print(f\"{model}: best dev weighted F1 {s['best_dev_weighted_f1']:.2f} after {s['trials']} trials: {s['best_params']}\")"),
+    ("code", "for path in sorted(params.path('reports/figures').glob('tuning_*.png')):\n    display(Image(filename=str(path)))"),
+])
+
+write_notebook(HERE / "06_statistics.ipynb", [
+    ("md", "# 06 · Significance tests\n\nPairwise McNemar exact tests (per seed), paired bootstrap CIs, paired t and "
+           "Wilcoxon over seeds, Holm correction, effect sizes — `mmsent.stats`, on the saved test predictions."),
+    ("params", PARAMS),
+    ("code", LOAD + "import pandas as pd\nfrom mmsent import stats"),
+    ("code", "written = stats.run(params)\ntable = pd.read_csv(written['csv'])\n"
+             "for row in table.itertuples():\n    print(row.dataset, '|', stats.verdict(row))"),
+    ("code", "display(Markdown(written['md'].read_text()))"),
+])
+
+write_notebook(HERE / "07_report.ipynb", [
+    ("md", "# 07 · Report\n\nAssembles `reports/REPORT.md` from the outputs of every stage (`mmsent.report`)."),
+    ("params", PARAMS),
+    ("code", LOAD + "from mmsent import report"),
+    ("code", "path = report.build(params)\ndisplay(Markdown(path.read_text()))"),
+])

@@ -59,6 +59,23 @@ def train(group: Optional[str] = typer.Option(None, help="text, image or fusion:
 
 
 @app.command()
+def ship(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
+    """Copy the best fusion model (chosen on dev) into the package, with its model card."""
+    from mmsent import ship as stage
+
+    typer.echo(json.dumps(stage.run(load_params(params, profile=profile))))
+
+
+@app.command()
+def ablation(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt,
+             force: bool = typer.Option(False, help="also retrain expensive levers that already have results")) -> None:
+    """Train the ablation models and write the ablation report."""
+    from mmsent import ablation as stage
+
+    typer.echo(str(stage.run(load_params(params, profile=profile), force=force)))
+
+
+@app.command()
 def results(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """Write reports/results.md and reports/tables/results.tex from metrics/*.json."""
     from mmsent import results as stage
@@ -87,6 +104,92 @@ def notebook(path: Path = typer.Argument(..., help="a notebook under notebooks/"
     typer.echo(str(out_dir / path.name))
 
 
+ModelOpt = typer.Option(None, "--model", help="checkpoint to use (default: the shipped model)")
+
+
+def _pipeline(model: Optional[Path]):
+    from mmsent.pipeline import Pipeline
+
+    return Pipeline.load(model)
+
+
+@app.command()
+def predict(text: Optional[str] = typer.Option(None, help="tweet text"),
+            image: Optional[Path] = typer.Option(None, help="image file"),
+            model: Optional[Path] = ModelOpt,
+            explain: bool = typer.Option(False, help="add word and image-region attributions"),
+            as_json: bool = typer.Option(False, "--json", help="print JSON instead of a readable line")) -> None:
+    """Score one (text, image) pair; either may be left out."""
+    from mmsent.explain import render_tokens
+    from mmsent.images import ImageLoadError
+    from mmsent.pipeline import InputError
+
+    try:
+        result = _pipeline(model).predict(text=text, image=image, explain=explain)
+    except (InputError, ImageLoadError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    probs = ", ".join(f"{k} {v:.3f}" for k, v in result["probabilities"].items())
+    line = f"{result['label']} ({probs}) from {' + '.join(result['modalities'])}"
+    if "modality_weights" in result:
+        line += " · weights " + ", ".join(f"{k} {v:.2f}" for k, v in result["modality_weights"].items())
+    typer.echo(line)
+    if explain and "tokens" in result["explanation"]:
+        typer.echo("words: " + render_tokens(result["explanation"]["tokens"]))
+    if explain and "image_heatmap" in result["explanation"]:
+        rows = result["explanation"]["image_heatmap"]
+        typer.echo("image regions (drop in p when hidden):\n" + "\n".join(" ".join(f"{v:+.2f}" for v in r) for r in rows))
+
+
+@app.command("predict-batch")
+def predict_batch(csv_in: Path = typer.Argument(..., help="CSV with a text and/or an image column"),
+                  out: Path = typer.Option(..., "--out", help="output CSV"),
+                  model: Optional[Path] = ModelOpt,
+                  batch_size: int = typer.Option(32, min=1),
+                  image_root: Optional[Path] = typer.Option(None, help="folder that relative image paths start from")) -> None:
+    """Score a CSV of pairs; bad rows are reported and skipped, never fatal."""
+    from mmsent.batch import score_csv
+
+    summary = score_csv(_pipeline(model), csv_in, out, batch_size=batch_size, image_root=image_root)
+    typer.echo(json.dumps(summary))
+    for row in summary["bad_rows"][:20]:
+        typer.echo(f"row {row['row']}: {row['error']}", err=True)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = ModelOpt,
+          params: Optional[Path] = ParamsOpt,
+          image_dir: Optional[Path] = typer.Option(None, help="folder that image_path requests may read from")) -> None:
+    """Start the REST API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from mmsent.api import create_app
+
+    uvicorn.run(create_app(model_path=model, params_path=params, image_dir=image_dir), host=host, port=port)
+
+
+@app.command()
+def ui(host: str = "127.0.0.1", port: int = 7860, model: Optional[Path] = ModelOpt) -> None:
+    """Start the web UI."""
+    from mmsent.ui import build_ui
+
+    build_ui(_pipeline(model)).launch(server_name=host, server_port=port)
+
+
+@app.command("run-all")
+def run_all(out: Path = typer.Option(..., help="folder for everything this run writes"),
+            profile: Optional[str] = ProfileOpt,
+            set_: list[str] = typer.Option([], "--set", "-s", help="params override section.key=value (YAML value)"),
+            only: list[str] = typer.Option([], help="run only these steps (e.g. --only prepare --only 01_data)")) -> None:
+    """Re-run every stage and notebook without DVC, with other parameters, into a separate folder."""
+    from mmsent.runner import run_all as run
+
+    typer.echo(str(run(out, profile, set_, only or None, echo=typer.echo)))
+
+
 @app.command()
 def info() -> None:
     """Versions and the device that would be used."""
@@ -95,8 +198,14 @@ def info() -> None:
     from mmsent import __version__
     from mmsent.device import pick_device
 
-    typer.echo(json.dumps({"mmsent": __version__, "torch": torch.__version__,
-                           "device": str(pick_device())}, indent=2))
+    from mmsent.pipeline import default_model_path
+
+    card = default_model_path().with_name("MODEL_CARD.md")
+    typer.echo(json.dumps({"mmsent": __version__, "torch": torch.__version__, "device": str(pick_device()),
+                           "default_model": str(default_model_path()),
+                           "default_model_present": default_model_path().is_file()}, indent=2))
+    if card.is_file():
+        typer.echo(card.read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

@@ -81,11 +81,15 @@ def agreement_figure(tables: dict[str, pd.DataFrame]):
 
 def example_grid(single: pd.DataFrame, root: Path, per_label: int = 3, seed: int = 0):
     clean = single[single["split"].isin(PARTS)]
-    rows = [clean[clean["label"] == lab].sample(per_label, random_state=seed) for lab in LABELS]
-    fig, axes = plt.subplots(len(LABELS), per_label, figsize=(3.2 * per_label, 3.8 * len(LABELS)))
+    rows = [clean[clean["label"] == lab] for lab in LABELS]
+    rows = [r.sample(min(per_label, len(r)), random_state=seed) for r in rows]
+    fig, axes = plt.subplots(len(LABELS), per_label, figsize=(3.2 * per_label, 3.8 * len(LABELS)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
     for r, sample in enumerate(rows):
         for c, (_, row) in enumerate(sample.iterrows()):
             ax = axes[r][c]
+            ax.axis("on")
             ax.imshow(open_image(root / row["image"]))
             ax.set_title(f"{row['label']} (text {row['text_label']}, image {row['image_label']})", fontsize=8)
             ax.set_xlabel("\n".join(textwrap.wrap(row["text_raw"], 40)[:4]), fontsize=7)

@@ -29,6 +29,7 @@ from mmsent.evaluate import aggregate, compute_metrics, predictions_frame, save_
 from mmsent.features import load_features
 from mmsent.images import open_image
 from mmsent.io import write_json
+from mmsent.labels import LABEL2ID
 from mmsent.models import build_model, make_config
 from mmsent.models.baselines import BASELINES
 from mmsent.models.lstm import build_vocab, encode_tokens
@@ -51,6 +52,7 @@ class ModelSpec:
     inputs: dict[str, str] = field(default_factory=dict)  # modality → encoder name
     options: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    tuned_from: str | None = None  # use params/best_<that model>.yaml (default: its own name)
 
     @property
     def modalities(self) -> str:
@@ -69,6 +71,10 @@ def model_specs(params: Params) -> dict[str, ModelSpec]:
         if unknown:
             raise ValueError(f"models.{name}: unknown key(s) {sorted(unknown)}")
         specs[name] = ModelSpec(name=name, **copy.deepcopy(raw))
+    from mmsent.tune import apply_best  # tuned values override the hand-set ones
+
+    for spec in specs.values():
+        apply_best(params, spec)
     return specs
 
 
@@ -110,6 +116,8 @@ def feature_data(params: Params, spec: ModelSpec, dataset: str,
             X, ok = feats.select(df["id"])
             inputs[modality] = torch.from_numpy(X)
             inputs[f"{modality}_mask"] = torch.from_numpy(ok.astype(np.float32))
+        for modality in ("text", "image"):  # per-modality labels, for multi-task heads
+            inputs[f"{modality}_label"] = torch.tensor(df[f"{modality}_label"].map(LABEL2ID).to_numpy(np.int64), dtype=torch.long)
         out[part] = TensorData(inputs, _labels(df), list(df["id"]))
     return out, {m: int(f.X.shape[1]) for m, f in cache.items()}
 
@@ -123,6 +131,21 @@ def token_data(parts: dict[str, pd.DataFrame], config) -> dict[str, TensorData]:
         out[part] = TensorData({"tokens": torch.from_numpy(ids), "lengths": torch.from_numpy(lengths)},
                                _labels(df), list(df["id"]))
     return out
+
+
+def add_transformer_tokens(data: dict[str, TensorData], parts: dict[str, pd.DataFrame], config) -> None:
+    """Tokenise each split's normalised texts for a fine-tuned encoder (padded to max_length)."""
+    from transformers import AutoTokenizer
+
+    from mmsent.models.finetune import encoder_path
+
+    tokenizer = AutoTokenizer.from_pretrained(encoder_path(config.encoder), local_files_only=True)
+    for part, df in parts.items():
+        enc = tokenizer(list(df["text"]), padding="max_length", truncation=True, max_length=config.max_length,
+                        return_tensors="pt")
+        data[part].inputs["input_ids"] = enc["input_ids"]
+        data[part].inputs["attention_mask"] = enc["attention_mask"]
+        data[part].inputs["text_mask"] = torch.ones(len(df))
 
 
 def pixel_data(params: Params, parts: dict[str, pd.DataFrame], size: int) -> dict[str, TensorData]:
@@ -141,32 +164,46 @@ def pixel_data(params: Params, parts: dict[str, pd.DataFrame], size: int) -> dic
 # --------------------------------------------------------------------------- one run
 
 
-def _neural_run(params: Params, spec: ModelSpec, dataset: str, parts, seed: int):
-    config = make_config(spec.family, spec.options)
+def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame],
+                 options: dict[str, Any] | None = None):
+    """The family's config (``spec.options`` updated by ``options``) and its train/dev/test data."""
+    config = make_config(spec.family, {**spec.options, **(options or {})})
     if spec.family in FEATURE_FAMILIES:
         data, dims = feature_data(params, spec, dataset, parts)
         if spec.family == "mlp_head":
             (config.input, config.input_dim), = dims.items()
         else:
             config.text_dim, config.image_dim = dims["text"], dims["image"]
+    elif spec.family == "finetune_fusion":
+        image_spec = dataclasses.replace(spec, inputs={"image": spec.inputs["image"]})
+        data, dims = feature_data(params, image_spec, dataset, parts)
+        config.image_dim = dims["image"]
+        add_transformer_tokens(data, parts, config)
     elif spec.family == "bilstm":
         data = token_data(parts, config)
     elif spec.family == "densenet121":
         data = pixel_data(params, parts, config.image_size)
     else:
         raise KeyError(f"no input builder for family {spec.family!r}")
+    return config, data
+
+
+def train_once(params: Params, spec: ModelSpec, config, data: dict[str, TensorData], seed: int,
+               train_overrides: dict[str, Any] | None = None, on_epoch=None):
+    """Build (seeded), initialise and fit one model; returns ``(model, history)``."""
     seed_everything(seed)
-    model = build_model(spec.family, config)
+    model = build_model(spec.family, copy.deepcopy(config))
     if hasattr(model, "init_embeddings"):
         model.init_embeddings()
     if hasattr(model, "load_imagenet"):
         model.load_imagenet()
+    if hasattr(model, "load_pretrained"):
+        model.load_pretrained()
     cfg = train_config(params, spec)
-    history = fit(model, data["train"], data["dev"], cfg, seed=seed)
-    device = next(model.parameters()).device
-    probs, extras = predict_proba(model, data["test"], device=device)
-    model.cpu()
-    return model, probs, extras, history
+    if train_overrides:
+        cfg = dataclasses.replace(cfg, **train_overrides)
+    history = fit(model, data["train"], data["dev"], cfg, seed=seed, on_epoch=on_epoch)
+    return model, history
 
 
 def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
@@ -175,6 +212,8 @@ def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
     for dataset in spec.datasets:
         parts = load_parts(params, dataset)
         per_seed, histories, seconds = [], [], []
+        if spec.family not in BASELINES:
+            config, data = build_inputs(params, spec, dataset, parts)  # once for all seeds
         for seed in seeds(params):
             start = time.perf_counter()
             if spec.family in BASELINES:
@@ -183,7 +222,9 @@ def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
                                                                parts["train"]["label_id"].astype(int))
                 probs, extras, history, model = clf.predict_proba(list(parts["test"]["text"])), {}, [], None
             else:
-                model, probs, extras, history = _neural_run(params, spec, dataset, parts, seed)
+                model, history = train_once(params, spec, config, data, seed)
+                probs, extras = predict_proba(model, data["test"], device=next(model.parameters()).device)
+                model.cpu()
             seconds.append(time.perf_counter() - start)
             gold = parts["test"]["label_id"].astype(int).to_numpy()
             metrics = compute_metrics(gold, probs.argmax(1))
@@ -194,6 +235,8 @@ def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
             if model is not None:
                 save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"seed{seed}.pt", model,
                                 spec.family, encoders=spec.inputs, model_name=spec.name, dataset=dataset,
+                                text_config=dataclasses.asdict(params.text),
+                                image_size=params.features.image_size,
                                 seed=seed, history=history, test_metrics=metrics)
         summary = {
             "model": spec.name, "family": spec.family, "dataset": dataset, "modalities": spec.modalities,

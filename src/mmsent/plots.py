@@ -84,7 +84,7 @@ def attention_by_class(params: Params, model: str, dataset: str = "single"):
     folder = params.path(PREDICTIONS_DIR) / model / dataset
     preds = pd.concat([pd.read_csv(p) for p in sorted(folder.glob("seed*.csv"))])
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.boxplot([preds.loc[preds["gold"] == lab, "weights_text"] for lab in LABELS], labels=list(LABELS))
+    ax.boxplot([preds.loc[preds["gold"] == lab, "weights_text"] for lab in LABELS], tick_labels=list(LABELS))
     ax.set(ylabel="attention weight on text", title=f"{model}: modality weights by gold class (test)")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     return fig

@@ -11,7 +11,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -77,7 +77,7 @@ def predict_proba(model: nn.Module, data: TensorData, batch_size: int = 256,
         out = model(_to(inputs, device))
         probs.append(torch.softmax(out["logits"].float(), -1).cpu().numpy())
         for key, value in out.items():
-            if key != "logits":
+            if key not in ("logits", "aux_loss"):
                 extras.setdefault(key, []).append(value.float().cpu().numpy())
     return np.concatenate(probs), {k: np.concatenate(v) for k, v in extras.items()}
 
@@ -94,9 +94,13 @@ def _scheduler(cfg: TrainConfig, optimizer):
     return None
 
 
-def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig,
-        seed: int = 0) -> list[dict[str, Any]]:
-    """Train ``model`` in place; returns the per-epoch history. The best dev epoch is kept."""
+def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig, seed: int = 0,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Train ``model`` in place; returns the per-epoch history. The best dev epoch is kept.
+
+    ``on_epoch`` sees each epoch's record (e.g. an Optuna pruner); an exception it raises
+    stops training and propagates.
+    """
     seed_everything(seed)
     device = pick_device(cfg.device)
     model.to(device)
@@ -106,8 +110,10 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig,
         counts = torch.bincount(train.labels, minlength=len(ID2LABEL)).float().clamp_min(1)
         weight = (counts.sum() / (len(counts) * counts)).to(device)
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
-                                 lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # models may ask for per-layer learning rates (e.g. a fine-tuned encoder below a head)
+    groups = model.param_groups(cfg.lr) if hasattr(model, "param_groups") else \
+        [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = _scheduler(cfg, optimizer)
     history: list[dict[str, Any]] = []
     best_f1, best_state, stale = -1.0, None, 0
@@ -120,7 +126,8 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig,
             if len(labels) < 2:  # batch norm cannot train on a single sample
                 continue
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(_to(inputs, device))["logits"], labels.to(device))
+            out = model(_to(inputs, device))
+            loss = loss_fn(out["logits"], labels.to(device)) + out.get("aux_loss", 0.0)
             loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -134,6 +141,8 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig,
         history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "dev_loss": dev_loss,
                         "dev_acc": float((probs.argmax(1) == dev_labels).mean()), "dev_weighted_f1": dev_f1,
                         "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start})
+        if on_epoch is not None:
+            on_epoch(history[-1])
         if dev_f1 > best_f1:
             best_f1, stale = dev_f1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

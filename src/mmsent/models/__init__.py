@@ -14,6 +14,7 @@ from torch import nn
 from mmsent.models.fusion import (AttentionFusion, AttentionFusionConfig, ConcatFusion,
                                   ConcatFusionConfig, LateFusion, LateFusionConfig)
 from mmsent.models.densenet import DenseNetClassifier, DenseNetConfig
+from mmsent.models.finetune import FinetuneFusion, FinetuneFusionConfig
 from mmsent.models.heads import MLPHead, MLPHeadConfig
 from mmsent.models.lstm import BiLSTMClassifier, BiLSTMConfig
 
@@ -24,6 +25,7 @@ REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
     "late_fusion": (LateFusionConfig, LateFusion),
     "bilstm": (BiLSTMConfig, BiLSTMClassifier),
     "densenet121": (DenseNetConfig, DenseNetClassifier),
+    "finetune_fusion": (FinetuneFusionConfig, FinetuneFusion),
 }
 
 

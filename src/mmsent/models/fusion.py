@@ -40,6 +40,14 @@ def modality_masks(batch: dict[str, torch.Tensor], training: bool, p_drop: float
     return masks
 
 
+def input_norms(config) -> nn.ModuleDict:
+    """Per-modality feature standardisation (BatchNorm without affine) or identity."""
+    return nn.ModuleDict({
+        m: nn.BatchNorm1d(dim, affine=False) if config.input_norm else nn.Identity()
+        for m, dim in (("text", config.text_dim), ("image", config.image_dim))
+    })
+
+
 @dataclass
 class ConcatFusionConfig:
     text_dim: int = 384
@@ -47,6 +55,7 @@ class ConcatFusionConfig:
     hidden: list[int] = field(default_factory=lambda: [1024, 512])
     dropout: float = 0.5
     modality_dropout: float = 0.0
+    input_norm: bool = False  # standardise each modality's features first (their scales differ a lot)
     num_labels: int = 3
 
 
@@ -61,13 +70,15 @@ class ConcatFusion(nn.Module):
             "text": nn.Parameter(torch.zeros(config.text_dim)),
             "image": nn.Parameter(torch.zeros(config.image_dim)),
         })
+        self.norm = input_norms(config)
         dims = [config.text_dim + config.image_dim, *config.hidden]
         self.body = mlp(dims, config.dropout)
         self.out = nn.Linear(dims[-1], config.num_labels)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         masks = modality_masks(batch, self.training, self.config.modality_dropout)
-        parts = [batch[m] * masks[m][:, None] + self.missing[m] * (1 - masks[m][:, None]) for m in MODALITIES]
+        parts = [self.norm[m](batch[m]) * masks[m][:, None] + self.missing[m] * (1 - masks[m][:, None])
+                 for m in MODALITIES]
         return {"logits": self.out(self.body(torch.cat(parts, dim=-1)))}
 
 
@@ -79,6 +90,8 @@ class AttentionFusionConfig:
     hidden: list[int] = field(default_factory=lambda: [256])
     dropout: float = 0.5
     modality_dropout: float = 0.0
+    aux_weight: float = 0.0  # > 0: also predict the separate text and image labels (multi-task)
+    input_norm: bool = False
     num_labels: int = 3
 
 
@@ -88,6 +101,7 @@ class AttentionFusion(nn.Module):
     def __init__(self, config: AttentionFusionConfig) -> None:
         super().__init__()
         self.config = config
+        self.norm = input_norms(config)
         self.project = nn.ModuleDict({
             m: nn.Sequential(nn.Linear(dim, config.d_model), nn.LayerNorm(config.d_model), nn.GELU(),
                              nn.Dropout(config.dropout))
@@ -97,15 +111,23 @@ class AttentionFusion(nn.Module):
                                    nn.Linear(config.d_model // 2, 1))
         self.body = mlp([config.d_model, *config.hidden], config.dropout)
         self.out = nn.Linear(([config.d_model, *config.hidden])[-1], config.num_labels)
+        if config.aux_weight > 0:
+            self.aux = nn.ModuleDict({f"{m}_label": nn.Linear(config.d_model, config.num_labels) for m in MODALITIES})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         masks = modality_masks(batch, self.training, self.config.modality_dropout)
-        h = torch.stack([self.project[m](batch[m]) for m in MODALITIES], dim=1)  # (B, 2, d)
+        h = torch.stack([self.project[m](self.norm[m](batch[m])) for m in MODALITIES], dim=1)  # (B, 2, d)
         scores = self.score(h).squeeze(-1)  # (B, 2)
         present = torch.stack([masks[m] for m in MODALITIES], dim=1) > 0
         weights = torch.softmax(scores.masked_fill(~present, float("-inf")), dim=1)
         fused = (weights.unsqueeze(-1) * h).sum(1)
-        return {"logits": self.out(self.body(fused)), "weights": weights}
+        out = {"logits": self.out(self.body(fused)), "weights": weights}
+        if self.config.aux_weight > 0 and self.training:
+            # each modality's own label from its own projection; the loop adds it to the loss
+            out["aux_loss"] = self.config.aux_weight * sum(
+                nn.functional.cross_entropy(self.aux[f"{m}_label"](h[:, i]), batch[f"{m}_label"])
+                for i, m in enumerate(MODALITIES) if f"{m}_label" in batch)
+        return out
 
 
 @dataclass

@@ -1,0 +1,51 @@
+"""Latency of the shipped model: one (text, image) pair warm (p50/p95), and batch throughput.
+
+Run: python benchmarks/bench_predict.py [--n 50] [--batch 32]
+Writes the "Prediction latency" section of reports/benchmarks.md.
+"""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+from mmsent.bench import update_section
+from mmsent.config import load_params
+from mmsent.data import read_single
+from mmsent.pipeline import Pipeline
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=32)
+    args = ap.parse_args()
+    params = load_params()
+    pairs = [{"text": p.text_raw, "image": params.data.root / p.image} for p in read_single(params.data.root)[: args.n + 5]]
+    pipe = Pipeline.load(device=params.features.device)
+    rows = []
+    for label, make in [("text + image", lambda p: p), ("text only", lambda p: {"text": p["text"]}),
+                        ("image only", lambda p: {"image": p["image"]})]:
+        for p in pairs[:5]:
+            pipe.predict(**make(p))  # warm-up: encoders loaded, caches filled
+        times = []
+        for p in pairs[5:]:
+            start = time.perf_counter()
+            pipe.predict(**make(p))
+            times.append(1000 * (time.perf_counter() - start))
+        rows.append({"input": label, "pairs": len(times), "p50 ms": round(float(np.percentile(times, 50)), 1),
+                     "p95 ms": round(float(np.percentile(times, 95)), 1)})
+    start = time.perf_counter()
+    pipe.predict_batch(pairs, batch_size=args.batch)
+    seconds = time.perf_counter() - start
+    body = (pd.DataFrame(rows).to_markdown(index=False)
+            + f"\n\nBatch scoring (`predict_batch`, batch size {args.batch}, text + image): "
+              f"{len(pairs) / seconds:.1f} pairs/s over {len(pairs)} pairs.\n")
+    out = update_section(params.path("reports/benchmarks.md"), "Prediction latency", body, "python " + " ".join(sys.argv))
+    print(body, f"written to {out}", sep="\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""REST API over the prediction pipeline (FastAPI). Start it with ``mmsent serve``.
+
+Every bad request gets a 4xx with a message; nothing a client sends can stop the server.
+The served model is swapped only when a training job finishes successfully.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from mmsent import __version__
+from mmsent.images import DEFAULT_MAX_BYTES, ImageLoadError, ImageTooLargeError
+from mmsent.labels import LABELS
+from mmsent.pipeline import MAX_TEXT_CHARS, InputError, Pipeline
+
+MAX_BATCH = 64
+
+
+class PairIn(BaseModel):
+    text: Optional[str] = Field(None, max_length=MAX_TEXT_CHARS, description="tweet text")
+    image_base64: Optional[str] = Field(None, description="image file bytes, base64-encoded")
+    image_path: Optional[str] = Field(None, description="path inside the server's image directory")
+
+
+class BatchIn(BaseModel):
+    pairs: list[PairIn] = Field(..., min_length=1, max_length=MAX_BATCH)
+
+
+class TrainIn(BaseModel):
+    model: str = Field("attention_fusion", description="a model name from params.yaml")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="params.yaml overrides, nested")
+
+
+class Jobs:
+    """Background training jobs; one at a time so a job never competes with another for the CPU."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def running(self) -> bool:
+        return any(j["status"] in ("queued", "running") for j in self.jobs.values())
+
+
+def create_app(model_path: str | Path | None = None, params_path: str | Path | None = None,
+               image_dir: str | Path | None = None, max_upload_bytes: int = DEFAULT_MAX_BYTES,
+               pipeline: Pipeline | None = None) -> FastAPI:
+    app = FastAPI(title="mmsent", version=__version__,
+                  description="Multimodal (text + image) tweet sentiment: positive / neutral / negative.")
+    state = {"pipe": pipeline or Pipeline.load(model_path), "jobs": Jobs()}
+    image_root = Path(image_dir).resolve() if image_dir else None
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return JSONResponse(status_code=422, content={"detail": f"invalid request: {msgs}"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # the server stays up whatever happens
+        return JSONResponse(status_code=500, content={"detail": f"internal error: {type(exc).__name__}"})
+
+    def resolve_path(path: str) -> Path:
+        if image_root is None:
+            raise HTTPException(403, "reading images from server paths is disabled (start with an image directory)")
+        full = (image_root / path).resolve()
+        if not full.is_relative_to(image_root):
+            raise HTTPException(403, "image_path must stay inside the server's image directory")
+        return full
+
+    def score(text: Optional[str], image: Any, explain: bool = False) -> dict[str, Any]:
+        try:
+            return state["pipe"].predict(text=text, image=image, explain=explain)
+        except ImageTooLargeError as exc:
+            raise HTTPException(413, str(exc))
+        except ImageLoadError as exc:
+            raise HTTPException(415 if exc.reason == "not_an_image" else 400, f"bad image: {exc}")
+        except InputError as exc:
+            raise HTTPException(400, str(exc))
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "model": state["pipe"].info()}
+
+    @app.get("/labels")
+    def labels() -> dict[str, Any]:
+        return {"labels": list(LABELS), "id2label": state["pipe"].id2label}
+
+    @app.post("/predict")
+    async def predict(text: Optional[str] = Form(None, max_length=MAX_TEXT_CHARS),
+                      image: Optional[UploadFile] = File(None),
+                      image_path: Optional[str] = Form(None),
+                      explain: bool = Form(False)) -> dict[str, Any]:
+        """Multipart form: ``text`` and/or an ``image`` file (or ``image_path`` on the server)."""
+        data: Any = None
+        if image is not None:
+            data = await image.read(max_upload_bytes + 1)
+            if len(data) > max_upload_bytes:
+                raise HTTPException(413, f"image upload is over the {max_upload_bytes}-byte limit")
+        elif image_path:
+            data = resolve_path(image_path)
+        return score(text, data, explain)
+
+    @app.post("/predict/batch")
+    def predict_batch(body: BatchIn) -> dict[str, Any]:
+        """JSON: up to 64 pairs; each answer is a prediction or an error for that pair alone."""
+        pairs = []
+        for pair in body.pairs:
+            image: Any = None
+            try:
+                if pair.image_base64 is not None:
+                    image = base64.b64decode(pair.image_base64, validate=True)
+                    if len(image) > max_upload_bytes:
+                        raise InputError(f"image is over the {max_upload_bytes}-byte limit")
+                elif pair.image_path:
+                    image = resolve_path(pair.image_path)
+            except (binascii.Error, ValueError) as exc:
+                pairs.append(exc)
+                continue
+            except HTTPException as exc:
+                pairs.append(InputError(exc.detail))
+                continue
+            pairs.append({"text": pair.text, "image": image})
+        valid = [p for p in pairs if isinstance(p, dict)]
+        scored = iter(state["pipe"].predict_batch(valid))
+        results = [next(scored) if isinstance(p, dict) else {"error": f"bad image_base64: {p}",
+                                                              "error_type": type(p).__name__} for p in pairs]
+        return {"results": results}
+
+    @app.post("/train", status_code=202)
+    def train(body: TrainIn) -> dict[str, Any]:
+        """Start a background training job for one model; the served model switches on success."""
+        from mmsent.config import load_params
+        from mmsent.experiments import model_specs
+
+        jobs: Jobs = state["jobs"]
+        with jobs.lock:
+            if jobs.running():
+                raise HTTPException(409, "a training job is already running")
+            try:
+                params = load_params(params_path, overrides=body.overrides)
+                specs = model_specs(params)
+            except (ValueError, FileNotFoundError, TypeError) as exc:
+                raise HTTPException(400, f"bad training request: {exc}")
+            if body.model not in specs:
+                raise HTTPException(404, f"unknown model {body.model!r}; known: {sorted(specs)}")
+            job_id = uuid.uuid4().hex[:12]
+            jobs.jobs[job_id] = {"id": job_id, "model": body.model, "status": "queued"}
+
+        def work() -> None:
+            from mmsent.experiments import MODELS_DIR, run_model
+            from mmsent.ship import dev_scores
+
+            job = jobs.jobs[job_id]
+            job["status"] = "running"
+            try:
+                result = run_model(params, specs[body.model])["single"]
+                seed = int(dev_scores(params, body.model).idxmax())  # chosen on dev, never test
+                new = Pipeline.load(params.path(MODELS_DIR) / body.model / "single" / f"seed{seed}.pt")
+                state["pipe"] = new  # swap only after a complete, successful run
+                job.update(status="succeeded", metrics={k: result[k] for k in ("accuracy", "weighted_f1", "macro_f1")},
+                           served_seed=seed)
+            except Exception as exc:  # a failed job leaves the served model as it was
+                job.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                           trace=traceback.format_exc(limit=3))
+
+        threading.Thread(target=work, daemon=True, name=f"train-{job_id}").start()
+        return {"job_id": job_id, "status": "queued"}
+
+    @app.get("/jobs/{job_id}")
+    def job(job_id: str) -> dict[str, Any]:
+        found = state["jobs"].jobs.get(job_id)
+        if found is None:
+            raise HTTPException(404, f"unknown job {job_id!r}")
+        return {k: v for k, v in found.items() if k != "trace"}
+
+    return app

@@ -1,0 +1,185 @@
+"""Inference: ``Pipeline.load()`` → ``predict(text=..., image=...)``.
+
+Hugging Face style: :meth:`Pipeline.preprocess` (validate, normalise the tweet, open the
+image) → :meth:`Pipeline.forward` (frozen encoders + the trained head) →
+:meth:`Pipeline.postprocess` (label names via ``id2label``, probabilities, modality
+weights). A missing modality is masked inside the model, which saw missing modalities in
+training (modality dropout), never replaced by zeros it has not seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from mmsent.config import TextConfig
+from mmsent.device import pick_device
+from mmsent.encoders import get_encoder
+from mmsent.images import ImageInput, ImageLoadError, open_image
+from mmsent.text import normalize_tweet
+from mmsent.train import load_checkpoint
+
+MAX_TEXT_CHARS = 2000
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package (trained on MVSA-Single by the ``ship`` stage)."""
+    return Path(str(resources.files("mmsent") / "assets" / "default_model.pt"))
+
+
+class InputError(ValueError):
+    """A request the pipeline cannot score: no input, wrong type, empty or oversized text."""
+
+
+@dataclass
+class Prepared:
+    text: str | None  # normalised
+    image: Any | None  # RGB PIL image
+    raw_text: str | None = None
+
+
+class Pipeline:
+    def __init__(self, model: torch.nn.Module, payload: dict[str, Any], device: str = "auto") -> None:
+        self.device = pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.payload = payload
+        self.id2label = {int(k): v for k, v in payload["id2label"].items()}
+        self.encoder_names: dict[str, str] = dict(payload.get("encoders") or {})
+        from mmsent.experiments import FEATURE_FAMILIES
+
+        if payload["family"] not in FEATURE_FAMILIES or not self.encoder_names:
+            raise ValueError("this checkpoint was not trained on cached encoder features; "
+                             "Pipeline serves feature-based heads and fusion models")
+        self.text_config = TextConfig(**payload.get("text_config", {}))
+        self.image_size = int(payload.get("image_size", 224))
+        self._encoders: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str = "auto") -> "Pipeline":
+        """The shipped default model, or any checkpoint written by the training stages."""
+        path = Path(path) if path else default_model_path()
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bars in CLI output or server logs
+        model, payload = load_checkpoint(path, device="cpu")
+        pipe = cls(model, payload, device=device)
+        pipe.path = path
+        return pipe
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.encoder_names)
+
+    def encoder(self, modality: str):
+        with self._lock:  # concurrent first requests build the encoder once
+            if modality not in self._encoders:
+                # the EfficientNet package print()s a banner; keep stdout clean for CLI/JSON output
+                with contextlib.redirect_stdout(io.StringIO()):
+                    self._encoders[modality] = get_encoder(self.encoder_names[modality], device=str(self.device),
+                                                           image_size=self.image_size)
+            return self._encoders[modality]
+
+    # ------------------------------------------------------------------ steps
+
+    def preprocess(self, text: Any = None, image: ImageInput | None = None) -> Prepared:
+        if text is not None and not isinstance(text, str):
+            raise InputError(f"text must be a string, not {type(text).__name__}")
+        if text is not None and len(text) > MAX_TEXT_CHARS:
+            raise InputError(f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+        normalised = normalize_tweet(text, self.text_config) if text and text.strip() else None
+        if normalised is not None and "text" not in self.modalities:
+            normalised = None  # an image-only model ignores text
+        pil = open_image(image) if image is not None and "image" in self.modalities else None
+        if normalised is None and pil is None:
+            usable = " or ".join(self.modalities)
+            raise InputError(f"nothing to score: give a non-empty {usable}")
+        return Prepared(normalised, pil, text)
+
+    @torch.inference_mode()
+    def forward(self, items: Sequence[Prepared]) -> dict[str, np.ndarray]:
+        n = len(items)
+        batch: dict[str, torch.Tensor] = {}
+        for modality in self.modalities:
+            present = [i for i, it in enumerate(items) if getattr(it, modality) is not None]
+            dim = int(self.encoder(modality).dim) if present else self._dim(modality)
+            X = torch.zeros((n, dim))
+            if present:
+                X[present] = torch.from_numpy(self.encoder(modality).encode([getattr(items[i], modality) for i in present]))
+            mask = torch.zeros(n)
+            mask[present] = 1.0
+            batch[modality], batch[f"{modality}_mask"] = X.to(self.device), mask.to(self.device)
+        out = self.model(batch)
+        result = {"probs": torch.softmax(out["logits"].float(), -1).cpu().numpy()}
+        if "weights" in out:
+            result["weights"] = out["weights"].float().cpu().numpy()
+        return result
+
+    def _dim(self, modality: str) -> int:
+        cfg = self.payload["config"]
+        return int(cfg.get(f"{modality}_dim") or cfg.get("input_dim"))
+
+    def postprocess(self, outputs: dict[str, np.ndarray], items: Sequence[Prepared]) -> list[dict[str, Any]]:
+        results = []
+        for i, item in enumerate(items):
+            probs = outputs["probs"][i]
+            used = [m for m in self.modalities if getattr(item, m) is not None]
+            res = {"label": self.id2label[int(probs.argmax())], "score": float(probs.max()),
+                   "probabilities": {self.id2label[k]: float(p) for k, p in enumerate(probs)},
+                   "modalities": used}
+            if "weights" in outputs and len(self.modalities) == 2:
+                res["modality_weights"] = {m: float(w) for m, w in zip(("text", "image"), outputs["weights"][i])}
+            results.append(res)
+        return results
+
+    # ------------------------------------------------------------------ public API
+
+    def predict(self, text: str | None = None, image: ImageInput | None = None,
+                explain: bool = False) -> dict[str, Any]:
+        """Score one pair; either side may be missing. Raises InputError / ImageLoadError on bad input."""
+        item = self.preprocess(text, image)
+        result = self.postprocess(self.forward([item]), [item])[0]
+        if explain:
+            from mmsent.explain import explain as run_explain
+
+            result["explanation"] = run_explain(self, item, result["label"])
+        return result
+
+    def predict_batch(self, pairs: Iterable[dict[str, Any]], batch_size: int = 32) -> list[dict[str, Any]]:
+        """Score many ``{"text": ..., "image": ...}`` pairs in batches. A bad pair gives
+        ``{"error": ..., "error_type": ...}`` in its place; the others are still scored."""
+        pairs = list(pairs)
+        results: list[dict[str, Any] | None] = [None] * len(pairs)
+        good: list[tuple[int, Prepared]] = []
+        for i, pair in enumerate(pairs):
+            try:
+                if not isinstance(pair, dict):
+                    raise InputError(f"each pair must be a mapping with text and/or image, not {type(pair).__name__}")
+                good.append((i, self.preprocess(pair.get("text"), pair.get("image"))))
+            except (InputError, ImageLoadError, TypeError) as exc:
+                results[i] = {"error": str(exc), "error_type": type(exc).__name__}
+        for start in range(0, len(good), batch_size):
+            chunk = good[start:start + batch_size]
+            items = [it for _, it in chunk]
+            for (i, _), res in zip(chunk, self.postprocess(self.forward(items), items)):
+                results[i] = res
+        return results  # type: ignore[return-value]
+
+    def __call__(self, text: str | None = None, image: ImageInput | None = None, **kw) -> dict[str, Any]:
+        return self.predict(text=text, image=image, **kw)
+
+    def info(self) -> dict[str, Any]:
+        return {"model": self.payload.get("model_name", self.payload["family"]), "family": self.payload["family"],
+                "encoders": self.encoder_names, "labels": list(self.id2label.values()),
+                "trained_on": self.payload.get("dataset"), "seed": self.payload.get("seed"),
+                "device": str(self.device), "path": str(getattr(self, "path", ""))}

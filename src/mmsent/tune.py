@@ -1,0 +1,167 @@
+"""Optuna studies over the one training loop, on the dev split only.
+
+TPE with a fixed seed, a median pruner on per-epoch dev weighted F1, search spaces and
+trial counts from ``params.yaml`` (``tuning``). Storage: an SQLite file under ``data/`` by
+default, or any Optuna storage URL (e.g. ``postgresql://...``) so workers on many machines
+share one study; a study resumes from its storage. The best values go to
+``params/best_<model>.yaml``, which the training stages merge into the model's options.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from mmsent.config import Params
+from mmsent.experiments import build_inputs, load_parts, model_specs, train_once
+from mmsent.io import write_text
+
+BEST_DIR = Path("params")
+TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "label_smoothing", "class_weights", "epochs", "patience"}
+
+
+def tuning_config(params: Params) -> dict[str, Any]:
+    cfg = params.extra.get("tuning") or {}
+    if "spaces" not in cfg:
+        raise ValueError("params.yaml has no tuning.spaces")
+    return cfg
+
+
+def storage_url(params: Params) -> str:
+    url = tuning_config(params).get("storage") or "sqlite:///data/optuna.db"
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):  # relative → project path
+        path = params.path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+    return url
+
+
+def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for name, spec in space.items():
+        kind = spec["type"]
+        if kind == "float":
+            out[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
+        elif kind == "int":
+            out[name] = trial.suggest_int(name, spec["low"], spec["high"], log=spec.get("log", False))
+        elif kind == "categorical":
+            # list-valued choices (layer widths) are stored as JSON strings: Optuna's storage
+            # only keeps scalars, and a list would come back as a different value space
+            choices = [json.dumps(c) if isinstance(c, list) else c for c in spec["choices"]]
+            value = trial.suggest_categorical(name, choices)
+            out[name] = json.loads(value) if isinstance(value, str) and value.startswith("[") else value
+        else:
+            raise ValueError(f"unknown search-space type {kind!r} for {name}")
+    return out
+
+
+def split_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sampled values → (model options, train overrides)."""
+    values = {k: json.loads(v) if isinstance(v, str) and v.startswith("[") else v for k, v in values.items()}
+    return ({k: v for k, v in values.items() if k not in TRAIN_KEYS},
+            {k: v for k, v in values.items() if k in TRAIN_KEYS})
+
+
+def study(params: Params, model: str) -> optuna.Study:
+    cfg = tuning_config(params)
+    return optuna.create_study(
+        study_name=f"{model}-{cfg.get('dataset', 'single')}", storage=storage_url(params), direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=int(cfg.get("seed", 0))),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=int(cfg.get("startup_trials", 5)),
+                                           n_warmup_steps=int(cfg.get("warmup_epochs", 3))),
+        load_if_exists=True)
+
+
+def tune_model(params: Params, model: str, n_trials: int | None = None) -> optuna.Study:
+    """Run (or resume) the study for ``model`` until it has ``n_trials`` finished trials."""
+    cfg = tuning_config(params)
+    spec = model_specs(params)[model]
+    dataset = cfg.get("dataset", "single")
+    parts = load_parts(params, dataset)
+    parts = {"train": parts["train"], "dev": parts["dev"], "test": parts["dev"].iloc[:0]}  # never test
+    space = cfg["spaces"][model]
+    st = study(params, model)
+
+    def objective(trial: optuna.Trial) -> float:
+        options, overrides = split_values(suggest(trial, space))
+        config, data = build_inputs(params, spec, dataset, parts, options)
+
+        def report(record: dict[str, Any]) -> None:
+            trial.report(record["dev_weighted_f1"], record["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        _, history = train_once(params, spec, config, data, seed=int(cfg.get("seed", 0)),
+                                train_overrides=overrides, on_epoch=report)
+        return max(h["dev_weighted_f1"] for h in history)
+
+    done = len([t for t in st.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)])
+    remaining = int(n_trials if n_trials is not None else cfg.get("n_trials", 20)) - done
+    if remaining > 0:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        st.optimize(objective, n_trials=remaining, gc_after_trial=False)
+    return st
+
+
+def best_path(params: Params, model: str) -> Path:
+    return params.path(BEST_DIR) / f"best_{model}.yaml"
+
+
+def write_best(params: Params, model: str, st: optuna.Study) -> Path:
+    options, overrides = split_values(st.best_params)
+    body = {"model": model, "study": st.study_name, "dev_weighted_f1": round(100 * st.best_value, 2),
+            "trials": len(st.trials), "options": options, "train": overrides}
+    return write_text(best_path(params, model), "# written by the tune stage; read by the training stages\n"
+                      + yaml.safe_dump(body, sort_keys=True))
+
+
+def apply_best(params: Params, spec) -> None:
+    """Merge ``params/best_<model>.yaml`` (when tuning.apply is on and it exists) into a spec."""
+    if not (params.extra.get("tuning") or {}).get("apply", False):
+        return
+    path = best_path(params, spec.tuned_from or spec.name)
+    if path.is_file():
+        best = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # tuned values first, then what the spec sets on top (e.g. an ablation's own lever)
+        spec.options = {**(best.get("options") or {}), **spec.options} if spec.tuned_from else {
+            **spec.options, **(best.get("options") or {})}
+        spec.train = {**(best.get("train") or {}), **spec.train} if spec.tuned_from else {
+            **spec.train, **(best.get("train") or {})}
+
+
+def figures(params: Params, model: str, st: optuna.Study) -> dict[str, Path]:
+    """Optuna's own plots (matplotlib backend), saved as static images."""
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    from mmsent.plots import save_figure
+
+    out = {}
+    makers = {"history": ovm.plot_optimization_history, "importances": ovm.plot_param_importances,
+              "parallel": ovm.plot_parallel_coordinate}
+    for name, maker in makers.items():
+        completed = [t for t in st.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if name == "importances" and len(completed) < 2:
+            continue
+        ax = maker(st)
+        fig = (ax[0] if hasattr(ax, "__len__") else ax).figure
+        out[name] = save_figure(fig, params, f"tuning_{model}_{name}")
+        plt.close("all")
+    return out
+
+
+def run(params: Params) -> dict[str, Any]:
+    """The stage: every model in ``tuning.models``; writes the best-params files and figures."""
+    cfg = tuning_config(params)
+    summary = {}
+    for model in cfg.get("models", []):
+        st = tune_model(params, model)
+        write_best(params, model, st)
+        figures(params, model, st)
+        summary[model] = {"best_dev_weighted_f1": 100 * st.best_value, "best_params": st.best_params,
+                          "trials": len(st.trials)}
+    return summary

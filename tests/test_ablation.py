@@ -1,0 +1,42 @@
+"""The ablation report on a tiny project: dev-only keep decisions, ensembles, de-duplicated test."""
+
+import pytest
+
+from mmsent import ablation
+from mmsent.experiments import model_specs, run_model
+
+from test_experiments import project  # noqa: F401
+
+
+def test_ablation_rows_ensembles_and_dedup(project, monkeypatch):  # noqa: F811
+    project.extra["models"]["fusion_aux"] = {
+        "family": "attention_fusion", "group": "ablation", "inputs": {"text": "fake_text", "image": "fake_image"},
+        "options": {"d_model": 8, "hidden": [8], "aux_weight": 0.5}}
+    project.extra["ablation"] = {"rows": [{"lever": "attention", "model": "attention_fusion"},
+                                          {"lever": "+ aux heads", "model": "fusion_aux"},
+                                          {"lever": "not trained yet", "model": "absent"}]}
+    for name in ("attention_fusion", "fusion_aux"):
+        run_model(project, model_specs(project)[name])
+    # make the second row worse on dev: it must then be marked as not kept
+    monkeypatch.setattr(ablation, "dev_scores", lambda params, model, dataset: __import__("pandas").Series(
+        [0.6 if model == "attention_fusion" else 0.5]))
+    table = ablation.rows(project)
+    assert list(table["model"]) == ["attention_fusion", "fusion_aux"]
+    assert list(table["kept (dev)"]) == ["yes", "no"]
+    md = ablation.build(project).read_text()
+    assert "Seed ensembles" in md and "De-duplicated test split" in md
+    # every tiny test pair leaks, so the de-duplicated evaluation has no pairs left
+    assert "no test pairs are left" in md
+    ens = ablation.ensemble_metrics(project, "attention_fusion")
+    assert ens["n"] == 2
+
+
+def test_multitask_lever_reaches_the_trained_model(project):  # noqa: F811
+    project.extra["models"]["fusion_aux"] = {
+        "family": "attention_fusion", "group": "ablation", "inputs": {"text": "fake_text", "image": "fake_image"},
+        "options": {"d_model": 8, "hidden": [8], "aux_weight": 0.5}}
+    run_model(project, model_specs(project)["fusion_aux"])
+    from mmsent.train import load_checkpoint
+
+    model, payload = load_checkpoint(project.path("models/fusion_aux/single/seed0.pt"))
+    assert payload["config"]["aux_weight"] == 0.5 and hasattr(model, "aux")

@@ -1,0 +1,97 @@
+"""The REST API through FastAPI's TestClient, including every bad request."""
+
+import base64
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmsent.pipeline import Pipeline, default_model_path
+
+pytestmark = pytest.mark.skipif(not default_model_path().is_file(), reason="no shipped model")
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    Image.fromarray(np.full((50, 60, 3), 180, np.uint8)).save(folder / "ok.jpg")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(image_dir):
+    from fastapi.testclient import TestClient
+
+    from mmsent.api import create_app
+
+    app = create_app(pipeline=Pipeline.load(device="cpu"), image_dir=image_dir, max_upload_bytes=200_000)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_health_labels_and_docs(client):
+    assert client.get("/health").json()["status"] == "ok"
+    assert client.get("/labels").json()["labels"] == ["positive", "neutral", "negative"]
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_predict_text_image_and_both(client):
+    r = client.post("/predict", data={"text": "what a lovely day"}, files={"image": ("a.jpg", jpeg(), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["modalities"] == ["text", "image"] and body["label"] in body["probabilities"]
+    assert client.post("/predict", data={"text": "hi"}).json()["modalities"] == ["text"]
+    assert client.post("/predict", files={"image": ("a.jpg", jpeg())}).json()["modalities"] == ["image"]
+    r = client.post("/predict", data={"text": "nice", "explain": "true"})
+    assert "tokens" in r.json()["explanation"]
+
+
+def test_server_side_path_only_inside_the_image_dir(client):
+    assert client.post("/predict", data={"image_path": "ok.jpg"}).status_code == 200
+    r = client.post("/predict", data={"image_path": "../../etc/passwd"})
+    assert r.status_code == 403 and "inside" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("kwargs,status,match", [
+    ({}, 400, "nothing to score"),
+    ({"data": {"text": "   "}}, 400, "nothing to score"),
+    ({"data": {"text": "x" * 3000}}, 422, "text"),
+    ({"files": {"image": ("a.jpg", b"<svg></svg>", "image/jpeg")}}, 415, "not a recognised image"),
+    ({"files": {"image": ("a.jpg", jpeg()[:200], "image/jpeg")}}, 400, "bad image: cannot read image header"),
+    ({"files": {"image": ("a.jpg", b"", "image/jpeg")}}, 415, "empty"),
+    ({"files": {"image": ("big.jpg", b"\xff" * 300_000, "image/jpeg")}}, 413, "limit"),
+    ({"data": {"explain": "maybe", "text": "x"}}, 422, "explain"),
+    ({"data": {"image_path": "missing.jpg"}}, 400, "not found"),
+])
+def test_bad_requests_get_a_clear_4xx(client, kwargs, status, match):
+    r = client.post("/predict", **kwargs)
+    assert r.status_code == status, r.text
+    assert match in r.json()["detail"]
+    assert client.get("/health").status_code == 200  # still up
+
+
+def test_batch_mixes_results_and_errors(client):
+    good = base64.b64encode(jpeg()).decode()
+    r = client.post("/predict/batch", json={"pairs": [{"text": "great"}, {"image_base64": good},
+                                                      {"image_base64": "%%%"}, {"text": ""}]})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert "label" in results[0] and "label" in results[1]
+    assert "error" in results[2] and "error" in results[3]
+    assert client.post("/predict/batch", json={"pairs": []}).status_code == 422
+    assert client.post("/predict/batch", json={"pairs": "nope"}).status_code == 422
+    assert client.post("/predict/batch", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+
+
+def test_unknown_job_and_bad_training_requests(client):
+    assert client.get("/jobs/nope").status_code == 404
+    assert client.post("/train", json={"model": "no_such_model"}).status_code == 404
+    assert client.post("/train", json={"model": 3}).status_code == 422
