@@ -92,9 +92,10 @@ def build(params: Params) -> Path:
         df[df.dataset == "multiple"][res_cols].to_markdown(index=False), "",
         "### Published anchors (theirs, not ours)", "",
         pd.DataFrame(ANCHORS).to_markdown(index=False), "",
-        f"Best fusion model: **{fusion.model}** ({fusion['accuracy']} / {fusion['weighted F1']}); best unimodal: "
-        f"**{uni.model}** ({uni['accuracy']} / {uni['weighted F1']}). Full table with per-class F1: "
-        "[results.md](results.md).", "",
+        f"Highest test weighted F1 among fusion models: **{fusion.model}** ({fusion['accuracy']} / "
+        f"{fusion['weighted F1']}); among unimodal models: **{uni.model}** ({uni['accuracy']} / {uni['weighted F1']}). "
+        "This ranks what was measured; it selects nothing (the shipped model is chosen on dev, see the model card). "
+        "Full table with per-class F1: [results.md](results.md); accuracy levers: [ablation.md](ablation.md).", "",
         "## 3. Learning curves and errors", "",
         _img("fusion_learning_curves", params), "", _img("fusion_confusion", params), "",
         _img("text_confusion", params), "", _img("image_confusion", params), "",

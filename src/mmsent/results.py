@@ -78,9 +78,10 @@ def results_markdown(params: Params, df: pd.DataFrame) -> str:
     if fusion is not None and uni is not None:
         beats = fusion["_acc"] > uni["_acc"] and fusion["_wf1"] > uni["_wf1"]
         lines += ["## Reading the table", "",
-                  f"- Best fusion model on MVSA-Single: **{fusion['model']}** ({fusion['accuracy']} acc, "
+                  f"- Highest test weighted F1 (a ranking of measurements, not a model selection) among fusion models on MVSA-Single: **{fusion['model']}** ({fusion['accuracy']} acc, "
                   f"{fusion['weighted F1']} weighted F1); best unimodal: **{uni['model']}** ({uni['accuracy']} / "
-                  f"{uni['weighted F1']}). Fusion {'beats' if beats else 'does not beat'} the best unimodal model on both.",
+                  f"{uni['weighted F1']}). Fusion {'beats' if beats else 'does not beat'} the best unimodal model on both; "
+                  "reports/tables/significance.md says whether the difference holds.",
                   f"- Against CLMLF (75.33 / 73.46): {fusion['_acc'] - 75.33:+.2f} accuracy, "
                   f"{fusion['_wf1'] - 73.46:+.2f} weighted F1 points.",
                   "- What limits these numbers: frozen small encoders (MiniLM 384-d, EfficientNet-Lite0 1280-d) "
