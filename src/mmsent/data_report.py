@@ -17,20 +17,11 @@ from mmsent.features import FEATURES_DIR  # noqa: E402
 from mmsent.images import open_image  # noqa: E402
 from mmsent.io import read_json, write_text  # noqa: E402
 from mmsent.labels import LABELS  # noqa: E402
+from mmsent.plots import save_figure  # noqa: E402
 from mmsent.prepare import PREPARED_DIR, TABLES_DIR  # noqa: E402
-
-FIGURES_DIR = Path("reports/figures")
-
 
 def load_tables(params: Params) -> dict[str, pd.DataFrame]:
     return {ds: pd.read_parquet(params.path(PREPARED_DIR) / f"{ds}.parquet") for ds in ("single", "multiple")}
-
-
-def save(fig, params: Params, name: str) -> Path:
-    out = params.path(FIGURES_DIR) / f"{name}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120, bbox_inches="tight", metadata={"Software": None})
-    return out
 
 
 def class_balance_figure(tables: dict[str, pd.DataFrame]):
@@ -185,8 +176,6 @@ def build(params: Params) -> dict[str, Path]:
         "data_label_agreement": agreement_figure(tables),
         "data_examples": example_grid(tables["single"], params.data.root),
     }
-    written = {name: save(fig, params, name) for name, fig in figures.items()}
-    for fig in figures.values():
-        plt.close(fig)
+    written = {name: save_figure(fig, params, name) for name, fig in figures.items()}
     written["data.md"] = write_text(params.path("reports/data.md"), data_markdown(params))
     return written
