@@ -14,6 +14,15 @@ if TYPE_CHECKING:
 GRID = 4  # image occlusion grid (GRID x GRID regions of the centre crop)
 
 
+def center_crop(image, size: int):
+    """Shorter side scaled to ``size``, then the central ``size`` x ``size`` square: the region
+    the heat map's grid is laid over."""
+    scale = size / min(image.size)
+    img = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))))
+    left, top = (img.width - size) // 2, (img.height - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
 def word_attributions(pipe: "Pipeline", item: "Prepared", label_id: int) -> list[dict[str, Any]]:
     """Per word of the normalised tweet: p(label | full) − p(label | tweet without that word)."""
     from mmsent.pipeline import Prepared
@@ -35,11 +44,7 @@ def image_heatmap(pipe: "Pipeline", item: "Prepared", label_id: int, grid: int =
     from mmsent.pipeline import Prepared
 
     size = pipe.image_size
-    img = item.image
-    scale = size / min(img.size)
-    img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))))
-    left, top = (img.width - size) // 2, (img.height - size) // 2
-    base = img.crop((left, top, left + size, top + size))
+    base = center_crop(item.image, size)
     cell = size // grid
     variants = [Prepared(item.text, base)]
     for r in range(grid):
@@ -71,10 +76,7 @@ def overlay(image, heatmap: list[list[float]], size: int = 224):
     """The centre crop with a red (supports) / blue (opposes) overlay, for the web UI."""
     from PIL import Image
 
-    scale = size / min(image.size)
-    img = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))))
-    left, top = (img.width - size) // 2, (img.height - size) // 2
-    base = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.float32)
+    base = np.asarray(center_crop(image, size), dtype=np.float32)
     heat = np.asarray(heatmap, dtype=np.float32)
     peak = float(np.abs(heat).max()) or 1.0
     heat = np.kron(heat / peak, np.ones((size // heat.shape[0], size // heat.shape[1])))
