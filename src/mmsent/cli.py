@@ -59,6 +59,25 @@ def train(group: Optional[str] = typer.Option(None, help="text, image or fusion:
 
 
 @app.command()
+def tune(model: str = typer.Option(..., help="a model with a search space in tuning.spaces"),
+         n_trials: Optional[int] = typer.Option(None, help="finished trials the study should reach (default tuning.n_trials)"),
+         storage: Optional[str] = typer.Option(None, help="Optuna RDB URL shared by all workers (default tuning.storage)"),
+         worker: int = typer.Option(0, min=0, help="this worker's number: its sampler seed is tuning.seed + worker"),
+         write_best: bool = typer.Option(True, help="write params/best_<model>.yaml when done"),
+         params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
+    """One tuning worker. Start several (here or on other machines) on one storage URL to share a study."""
+    from mmsent import tune as stage
+
+    p = load_params(params, profile=profile, overrides={"tuning": {"storage": storage}} if storage else None)
+    st = stage.tune_model(p, model, n_trials=n_trials, worker=worker)
+    if write_best:
+        stage.write_best(p, model, st)
+    finished = st.get_trials(deepcopy=False, states=stage.FINISHED)
+    typer.echo(json.dumps({"study": st.study_name, "finished_trials": len(finished),
+                           "best_dev_weighted_f1": round(100 * st.best_value, 2), "best_params": st.best_params}))
+
+
+@app.command()
 def ship(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """Copy the best fusion model (chosen on dev) into the package, with its model card."""
     from mmsent import ship as stage

@@ -189,8 +189,10 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
 
 
 def train_once(params: Params, spec: ModelSpec, config, data: dict[str, TensorData], seed: int,
-               train_overrides: dict[str, Any] | None = None, on_epoch=None):
-    """Build (seeded), initialise and fit one model; returns ``(model, history)``."""
+               train_overrides: dict[str, Any] | None = None, on_epoch=None, resume: Path | None = None):
+    """Build (seeded), initialise and fit one model; returns ``(model, history)``.
+
+    ``resume``: a per-epoch resume file (see :func:`mmsent.train.fit`) so a killed run continues."""
     seed_everything(seed)
     model = build_model(spec.family, copy.deepcopy(config))
     if hasattr(model, "init_embeddings"):
@@ -202,7 +204,7 @@ def train_once(params: Params, spec: ModelSpec, config, data: dict[str, TensorDa
     cfg = train_config(params, spec)
     if train_overrides:
         cfg = dataclasses.replace(cfg, **train_overrides)
-    history = fit(model, data["train"], data["dev"], cfg, seed=seed, on_epoch=on_epoch)
+    history = fit(model, data["train"], data["dev"], cfg, seed=seed, on_epoch=on_epoch, resume=resume)
     return model, history
 
 
@@ -222,7 +224,9 @@ def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
                                                                parts["train"]["label_id"].astype(int))
                 probs, extras, history, model = clf.predict_proba(list(parts["test"]["text"])), {}, [], None
             else:
-                model, history = train_once(params, spec, config, data, seed)
+                run_dir = params.path(MODELS_DIR) / spec.name / dataset
+                model, history = train_once(params, spec, config, data, seed,
+                                            resume=run_dir / f".seed{seed}.resume.pt")
                 probs, extras = predict_proba(model, data["test"], device=next(model.parameters()).device)
                 model.cpu()
             seconds.append(time.perf_counter() - start)

@@ -10,6 +10,7 @@ training (modality dropout), never replaced by zeros it has not seen.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import threading
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ class Pipeline:
         model, payload = load_checkpoint(path, device="cpu")
         pipe = cls(model, payload, device=device)
         pipe.path = path
+        pipe.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()  # which weights a server is running
         return pipe
 
     @property
@@ -182,4 +184,5 @@ class Pipeline:
         return {"model": self.payload.get("model_name", self.payload["family"]), "family": self.payload["family"],
                 "encoders": self.encoder_names, "labels": list(self.id2label.values()),
                 "trained_on": self.payload.get("dataset"), "seed": self.payload.get("seed"),
-                "device": str(self.device), "path": str(getattr(self, "path", ""))}
+                "device": str(self.device), "path": str(getattr(self, "path", "")),
+                "sha256": getattr(self, "sha256", None)}

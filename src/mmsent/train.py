@@ -3,11 +3,18 @@
 Adam (+ weight decay), an LR scheduler, cross-entropy with optional class weights and
 label smoothing, gradient clipping, early stopping on dev weighted F1, the best epoch's
 weights restored at the end. Seeded: a CPU run repeats bit for bit.
+
+With ``resume=<file>``, every finished epoch leaves a resume file (weights, optimiser,
+scheduler and every random-number state, written atomically); a run killed mid-epoch
+restarts from the last finished epoch and ends with the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,12 +101,38 @@ def _scheduler(cfg: TrainConfig, optimizer):
     return None
 
 
+def _fingerprint(model: nn.Module, train: TensorData, cfg: TrainConfig, seed: int) -> str:
+    """What must match for a resume file to belong to this run."""
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    body = json.dumps([dataclasses.asdict(cfg), seed, len(train), shapes,
+                       float(train.labels.float().sum())], sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    return {"generator": generator.get_state(), "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig, seed: int = 0,
-        on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        resume: str | Path | None = None) -> list[dict[str, Any]]:
     """Train ``model`` in place; returns the per-epoch history. The best dev epoch is kept.
 
     ``on_epoch`` sees each epoch's record (e.g. an Optuna pruner); an exception it raises
-    stops training and propagates.
+    stops training and propagates. ``resume``: a file that holds the state after each
+    finished epoch; when it exists and belongs to this run (same config, seed, data size and
+    model shapes) training continues from it. It is removed once training ends.
     """
     seed_everything(seed)
     device = pick_device(cfg.device)
@@ -116,9 +149,25 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig, 
     optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = _scheduler(cfg, optimizer)
     history: list[dict[str, Any]] = []
-    best_f1, best_state, stale = -1.0, None, 0
+    best_f1, best_state, stale, first = -1.0, None, 0, 1
+    fingerprint = _fingerprint(model, train, cfg, seed) if resume else ""
+    if resume and Path(resume).is_file():
+        try:
+            state = torch.load(resume, map_location=device, weights_only=False)  # our own file
+        except Exception:  # unreadable: start afresh rather than fail
+            state = {}
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            _set_rng_state(state["rng"], generator)
+            history, best_f1, best_state, stale = state["history"], state["best_f1"], state["best_state"], state["stale"]
+            first = state["epoch"] + 1
     dev_labels = dev.labels.numpy()
-    for epoch in tqdm(range(1, cfg.epochs + 1), disable=not cfg.progress, desc="epochs"):
+    for epoch in tqdm(range(first, cfg.epochs + 1), disable=not cfg.progress, desc="epochs"):
+        if stale >= cfg.patience:  # a resumed run that had already stopped early
+            break
         start = time.perf_counter()
         model.train()
         total, seen = 0.0, 0
@@ -152,10 +201,19 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig, 
             scheduler.step(dev_f1)
         elif scheduler is not None:
             scheduler.step()
+        if resume:
+            with atomic_path(resume, suffix=".pt") as tmp:
+                torch.save({"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                            "rng": _rng_state(generator), "history": history, "best_f1": best_f1,
+                            "best_state": best_state, "stale": stale}, tmp)
         if stale >= cfg.patience:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    if resume:
+        Path(resume).unlink(missing_ok=True)
     return history
 
 

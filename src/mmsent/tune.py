@@ -2,14 +2,18 @@
 
 TPE with a fixed seed, a median pruner on per-epoch dev weighted F1, search spaces and
 trial counts from ``params.yaml`` (``tuning``). Storage: an SQLite file under ``data/`` by
-default, or any Optuna storage URL (e.g. ``postgresql://...``) so workers on many machines
-share one study; a study resumes from its storage. The best values go to
-``params/best_<model>.yaml``, which the training stages merge into the model's options.
+default, or any Optuna RDB URL (e.g. ``postgresql://...``) so workers on many machines
+share one study; a study resumes from its storage. Workers send heartbeats: a trial whose
+worker died (killed mid-trial) is marked failed after ``tuning.grace_seconds`` and its
+parameters are tried again by the next worker. Each worker has its own sampler seed
+(``seed + worker``) so parallel workers do not propose the same trials. The best values go
+to ``params/best_<model>.yaml``, which the training stages merge into the model's options.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,25 +70,46 @@ def split_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
             {k: v for k, v in values.items() if k in TRAIN_KEYS})
 
 
-def study(params: Params, model: str) -> optuna.Study:
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def storage(params: Params) -> optuna.storages.BaseStorage:
+    """The study's storage: RDB (SQLite, PostgreSQL, MySQL) with worker heartbeats."""
+    cfg = tuning_config(params)
+    url = storage_url(params)
+    if not url.startswith(("sqlite:", "postgresql", "mysql")):
+        raise ValueError(f"tuning.storage must be an Optuna RDB URL (sqlite:///, postgresql://, mysql://), not {url!r}")
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}  # concurrent local workers wait
+    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine, heartbeat_interval=int(cfg.get("heartbeat_seconds", 30)),
+            grace_period=int(cfg.get("grace_seconds", 120)),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+
+
+def study(params: Params, model: str, worker: int = 0) -> optuna.Study:
     cfg = tuning_config(params)
     return optuna.create_study(
-        study_name=f"{model}-{cfg.get('dataset', 'single')}", storage=storage_url(params), direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=int(cfg.get("seed", 0))),
+        study_name=f"{model}-{cfg.get('dataset', 'single')}", storage=storage(params), direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=int(cfg.get("seed", 0)) + worker),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=int(cfg.get("startup_trials", 5)),
                                            n_warmup_steps=int(cfg.get("warmup_epochs", 3))),
         load_if_exists=True)
 
 
-def tune_model(params: Params, model: str, n_trials: int | None = None) -> optuna.Study:
-    """Run (or resume) the study for ``model`` until it has ``n_trials`` finished trials."""
+def tune_model(params: Params, model: str, n_trials: int | None = None, worker: int = 0) -> optuna.Study:
+    """Run (or resume) the study for ``model`` until it has ``n_trials`` finished trials.
+
+    Many processes (``worker`` 0, 1, ...) may run this at once on one storage: each stops when
+    the study as a whole has ``n_trials`` finished trials (in-flight trials may add a few)."""
     cfg = tuning_config(params)
     spec = model_specs(params)[model]
     dataset = cfg.get("dataset", "single")
     parts = load_parts(params, dataset)
     parts = {"train": parts["train"], "dev": parts["dev"], "test": parts["dev"].iloc[:0]}  # never test
     space = cfg["spaces"][model]
-    st = study(params, model)
+    st = study(params, model, worker)
 
     def objective(trial: optuna.Trial) -> float:
         options, overrides = split_values(suggest(trial, space))
@@ -99,11 +124,15 @@ def tune_model(params: Params, model: str, n_trials: int | None = None) -> optun
                                 train_overrides=overrides, on_epoch=report)
         return max(h["dev_weighted_f1"] for h in history)
 
-    done = len([t for t in st.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)])
-    remaining = int(n_trials if n_trials is not None else cfg.get("n_trials", 20)) - done
+    total = int(n_trials if n_trials is not None else cfg.get("n_trials", 20))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(st)  # trials of dead workers: failed, queued again
+    remaining = total - len(st.get_trials(deepcopy=False, states=FINISHED))
     if remaining > 0:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        st.optimize(objective, n_trials=remaining, gc_after_trial=False)
+        st.optimize(objective, n_trials=remaining, gc_after_trial=False,
+                    callbacks=[optuna.study.MaxTrialsCallback(total, states=FINISHED)])
     return st
 
 
@@ -144,7 +173,7 @@ def figures(params: Params, model: str, st: optuna.Study) -> dict[str, Path]:
     makers = {"history": ovm.plot_optimization_history, "importances": ovm.plot_param_importances,
               "parallel": ovm.plot_parallel_coordinate}
     for name, maker in makers.items():
-        completed = [t for t in st.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        completed = st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if name == "importances" and len(completed) < 2:
             continue
         ax = maker(st)
