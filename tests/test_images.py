@@ -110,3 +110,10 @@ def test_arrays_and_wrong_types():
 def test_every_error_is_an_image_load_error():
     for cls in (MissingImageError, NotAnImageError, CorruptImageError, ImageTooLargeError):
         assert issubclass(cls, ImageLoadError)
+
+
+@pytest.mark.parametrize("name", ["x" * 5000 + ".jpg", "bad\x00name.jpg"])
+def test_unusable_file_names_give_a_clear_error(tmp_path, name):
+    """Found by the API fuzz test: a 5000-character name or a NUL byte is an input error."""
+    with pytest.raises(ImageLoadError, match="cannot read image file|not found"):
+        open_image(tmp_path / name)

@@ -12,7 +12,7 @@ import threading
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Union
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +35,59 @@ class PairIn(BaseModel):
 
 class BatchIn(BaseModel):
     pairs: list[PairIn] = Field(..., min_length=1, max_length=MAX_BATCH)
+
+
+class Prediction(BaseModel):
+    label: str = Field(..., description="positive, neutral or negative")
+    score: float = Field(..., description="probability of the label")
+    probabilities: dict[str, float]
+    modalities: list[str] = Field(..., description="the inputs the prediction used")
+    modality_weights: Optional[dict[str, float]] = Field(None, description="attention weight per modality")
+    explanation: Optional[dict[str, Any]] = Field(None, description="word / image-region attributions")
+
+
+class PairError(BaseModel):
+    error: str
+    error_type: str
+
+
+class BatchOut(BaseModel):
+    results: list[Union[Prediction, PairError]]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    version: str
+    model: dict[str, Any]
+
+
+class LabelsOut(BaseModel):
+    labels: list[str]
+    id2label: dict[int, str]
+
+
+class JobOut(BaseModel):
+    id: str
+    model: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    metrics: Optional[dict[str, Any]] = None
+    served_seed: Optional[int] = None
+    error: Optional[str] = None
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: Literal["queued"]
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route may give (all ``{"detail": ...}``)."""
+    # 400: a body that cannot be parsed at all; 422: wrong types; 500: never expected
+    return {code: {"model": ErrorOut} for code in (400, *codes, 422, 500)}
 
 
 class TrainIn(BaseModel):
@@ -73,7 +126,10 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
     def resolve_path(path: str) -> Path:
         if image_root is None:
             raise HTTPException(403, "reading images from server paths is disabled (start with an image directory)")
-        full = (image_root / path).resolve()
+        try:
+            full = (image_root / path).resolve()
+        except (ValueError, OSError) as exc:  # e.g. an embedded NUL byte (found by the fuzz test)
+            raise HTTPException(400, f"bad image_path: {exc}")
         if not full.is_relative_to(image_root):
             raise HTTPException(403, "image_path must stay inside the server's image directory")
         return full
@@ -88,15 +144,16 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
         except InputError as exc:
             raise HTTPException(400, str(exc))
 
-    @app.get("/health")
+    @app.get("/health", response_model=HealthOut, responses=errors())
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "model": state["pipe"].info()}
 
-    @app.get("/labels")
+    @app.get("/labels", response_model=LabelsOut, responses=errors())
     def labels() -> dict[str, Any]:
         return {"labels": list(LABELS), "id2label": state["pipe"].id2label}
 
-    @app.post("/predict")
+    @app.post("/predict", response_model=Prediction, response_model_exclude_none=True,
+              responses=errors(400, 403, 413, 415))
     async def predict(text: Optional[str] = Form(None, max_length=MAX_TEXT_CHARS),
                       image: Optional[UploadFile] = File(None),
                       image_path: Optional[str] = Form(None),
@@ -111,7 +168,7 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
             data = resolve_path(image_path)
         return score(text, data, explain)
 
-    @app.post("/predict/batch")
+    @app.post("/predict/batch", response_model=BatchOut, response_model_exclude_none=True, responses=errors())
     def predict_batch(body: BatchIn) -> dict[str, Any]:
         """JSON: up to 64 pairs; each answer is a prediction or an error for that pair alone."""
         pairs = []
@@ -137,7 +194,7 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
                                                               "error_type": type(p).__name__} for p in pairs]
         return {"results": results}
 
-    @app.post("/train", status_code=202)
+    @app.post("/train", status_code=202, response_model=JobAccepted, responses=errors(400, 404, 409))
     def train(body: TrainIn) -> dict[str, Any]:
         """Start a background training job for one model; the served model switches on success."""
         from mmsent.config import load_params
@@ -177,7 +234,7 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
         threading.Thread(target=work, daemon=True, name=f"train-{job_id}").start()
         return {"job_id": job_id, "status": "queued"}
 
-    @app.get("/jobs/{job_id}")
+    @app.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_none=True, responses=errors(404))
     def job(job_id: str) -> dict[str, Any]:
         found = state["jobs"].jobs.get(job_id)
         if found is None:

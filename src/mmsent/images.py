@@ -86,12 +86,18 @@ def open_image(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS,
         img = source
     elif isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise MissingImageError(f"image file not found: {path}")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ImageTooLargeError(f"{path} is {size} bytes, over the {max_bytes}-byte limit")
-        return open_image(path.read_bytes(), max_pixels=max_pixels, max_bytes=max_bytes)
+        try:
+            if not path.is_file():
+                raise MissingImageError(f"image file not found: {path}")
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise ImageTooLargeError(f"{path} is {size} bytes, over the {max_bytes}-byte limit")
+            data = path.read_bytes()
+        except ImageLoadError:
+            raise
+        except (OSError, ValueError) as exc:  # name too long, NUL byte, no permission, ...
+            raise ImageLoadError(f"cannot read image file {str(path)[:200]!r}: {getattr(exc, 'strerror', None) or exc}") from exc
+        return open_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
     elif isinstance(source, (bytes, bytearray)):
         if len(source) == 0:
             raise NotAnImageError("empty file (0 bytes)")
