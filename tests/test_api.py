@@ -95,3 +95,60 @@ def test_unknown_job_and_bad_training_requests(client):
     assert client.get("/jobs/nope").status_code == 404
     assert client.post("/train", json={"model": "no_such_model"}).status_code == 404
     assert client.post("/train", json={"model": 3}).status_code == 422
+
+
+def test_concurrent_requests_give_the_same_answers_as_sequential_ones(client):
+    """16 clients at once: the shared model state is never corrupted (results are bit-identical)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(k: int) -> dict:
+        r = client.post("/predict", data={"text": f"request {k}: {'so good' if k % 2 else 'awful'} day"},
+                        files={"image": ("a.jpg", jpeg(), "image/jpeg")})
+        assert r.status_code == 200, r.text
+        return r.json()["probabilities"]
+
+    sequential = [ask(k) for k in range(32)]
+    with ThreadPoolExecutor(16) as pool:
+        concurrent = list(pool.map(ask, range(32)))
+    assert concurrent == sequential
+
+
+def test_a_training_job_does_not_stall_prediction(client, monkeypatch):
+    """While a (CPU-busy) training job runs in the background, predictions are still answered."""
+    import threading
+
+    import torch
+
+    import mmsent.experiments
+
+    release = threading.Event()
+
+    def busy_training(*args, **kwargs):
+        x = torch.randn(256, 256)
+        while not release.is_set():
+            x = torch.tanh(x @ x)  # real CPU work, like an epoch
+        raise RuntimeError("stopped by the test")
+
+    monkeypatch.setattr(mmsent.experiments, "run_model", busy_training)
+    job = client.post("/train", json={"model": "attention_fusion"}).json()["job_id"]
+    while client.get(f"/jobs/{job}").json()["status"] == "queued":
+        time.sleep(0.05)
+    answers = []
+
+    def predict_while_training() -> None:
+        for k in range(5):
+            assert client.get(f"/jobs/{job}").json()["status"] == "running"
+            answers.append(client.post("/predict", data={"text": f"still here {k}"}).status_code)
+
+    worker = threading.Thread(target=predict_while_training)
+    worker.start()
+    worker.join(timeout=120)  # a liveness bound, not a speed claim: a stalled server never answers
+    release.set()
+    assert answers == [200] * 5
+    for _ in range(100):
+        status = client.get(f"/jobs/{job}").json()
+        if status["status"] != "running":
+            break
+        time.sleep(0.1)
+    assert status["status"] == "failed" and "stopped by the test" in status["error"]
+    assert client.post("/predict", data={"text": "the old model still serves"}).status_code == 200

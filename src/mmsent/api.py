@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -166,7 +167,8 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
                 raise HTTPException(413, f"image upload is over the {max_upload_bytes}-byte limit")
         elif image_path:
             data = resolve_path(image_path)
-        return score(text, data, explain)
+        # in a worker thread: the event loop keeps answering (/health, other requests) meanwhile
+        return await run_in_threadpool(score, text, data, explain)
 
     @app.post("/predict/batch", response_model=BatchOut, response_model_exclude_none=True, responses=errors())
     def predict_batch(body: BatchIn) -> dict[str, Any]:

@@ -168,11 +168,15 @@ def predict_batch(csv_in: Path = typer.Argument(..., help="CSV with a text and/o
                   out: Path = typer.Option(..., "--out", help="output CSV"),
                   model: Optional[Path] = ModelOpt,
                   batch_size: int = typer.Option(32, min=1),
-                  image_root: Optional[Path] = typer.Option(None, help="folder that relative image paths start from")) -> None:
+                  image_root: Optional[Path] = typer.Option(None, help="folder that relative image paths start from"),
+                  workers: int = typer.Option(0, min=0, help="score on this many Ray workers (0: in this process)"),
+                  address: Optional[str] = typer.Option(None, help="a Ray cluster, e.g. ray://head:10001 (default: local Ray)")) -> None:
     """Score a CSV of pairs; bad rows are reported and skipped, never fatal."""
     from mmsent.batch import score_csv
 
-    summary = score_csv(_pipeline(model), csv_in, out, batch_size=batch_size, image_root=image_root)
+    distributed = bool(workers or address)
+    summary = score_csv(None if distributed else _pipeline(model), csv_in, out, batch_size=batch_size,
+                        image_root=image_root, workers=workers, address=address, model_path=model)
     typer.echo(json.dumps(summary))
     for row in summary["bad_rows"][:20]:
         typer.echo(f"row {row['row']}: {row['error']}", err=True)
@@ -207,6 +211,20 @@ def run_all(out: Path = typer.Option(..., help="folder for everything this run w
     from mmsent.runner import run_all as run
 
     typer.echo(str(run(out, profile, set_, only or None, echo=typer.echo)))
+
+
+@app.command("check-reproducible")
+def check_reproducible(out: Path = typer.Option(Path("runs/repro"), help="the two runs go to OUT/a and OUT/b"),
+                       profile: Optional[str] = ProfileOpt,
+                       set_: list[str] = typer.Option([], "--set", "-s", help="params override section.key=value"),
+                       only: list[str] = typer.Option([], help="run only these steps (default: all)"),
+                       tol: float = typer.Option(0.0, min=0.0, help="absolute tolerance (0: exact, as on CPU)")) -> None:
+    """Run the whole pipeline twice from clean and compare every metric file; exit 1 on any difference."""
+    from mmsent.reproduce import check
+
+    summary = check(out, profile, set_, only or None, tol=tol, echo=typer.echo)
+    typer.echo(json.dumps(summary, indent=2))
+    raise typer.Exit(0 if summary["identical"] else 1)
 
 
 @app.command()

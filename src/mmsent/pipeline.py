@@ -63,6 +63,9 @@ class Pipeline:
         self.image_size = int(payload.get("image_size", 224))
         self._encoders: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # one forward pass at a time: Hugging Face fast tokenizers are not safe to share between
+        # threads, and torch already uses every core for one pass. Decoding stays parallel.
+        self._infer_lock = threading.Lock()
 
     # ------------------------------------------------------------------ loading
 
@@ -108,8 +111,12 @@ class Pipeline:
             raise InputError(f"nothing to score: give a non-empty {usable}")
         return Prepared(normalised, pil, text)
 
-    @torch.inference_mode()
     def forward(self, items: Sequence[Prepared]) -> dict[str, np.ndarray]:
+        with self._infer_lock:
+            return self._forward(items)
+
+    @torch.inference_mode()
+    def _forward(self, items: Sequence[Prepared]) -> dict[str, np.ndarray]:
         n = len(items)
         batch: dict[str, torch.Tensor] = {}
         for modality in self.modalities:

@@ -49,9 +49,9 @@ class VaderRule:
 class TfidfLogReg:
     """Word 1-2-gram TF-IDF + logistic regression."""
 
-    def __init__(self, C: float = 4.0, seed: int = 0) -> None:
+    def __init__(self, C: float = 4.0, seed: int = 0, min_df: int = 2) -> None:
         self.pipeline = make_pipeline(
-            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, lowercase=True),
+            TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, sublinear_tf=True, lowercase=True),
             LogisticRegression(C=C, max_iter=2000, random_state=seed))
 
     def fit(self, texts: Sequence[str], labels: Sequence[int]) -> "TfidfLogReg":
