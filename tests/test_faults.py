@@ -134,13 +134,49 @@ def test_several_workers_share_one_study(tuning_project):
     procs = [subprocess.Popen(cmd + ["--worker", str(k)], env=ENV, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for k in range(3)]
     outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    # the last lines of a failed worker's stderr hold the exception (the rich traceback box is long)
+    assert all(p.returncode == 0 for p in procs), [o[1].strip().splitlines()[-12:] for o in outs]
     st = tune.study(load_params(tuning_project), "attention_fusion")
     finished = st.get_trials(states=tune.FINISHED)
     assert 6 <= len(finished) <= 8  # each worker stops once the study has 6 (in-flight ones may add)
     lrs = [t.params["lr"] for t in finished]
     assert len(set(lrs)) == len(lrs)  # per-worker sampler seeds: no trial proposed twice
     assert all(json.loads(o[0].strip().splitlines()[-1])["finished_trials"] >= 6 for o in outs)
+
+
+def test_storage_creation_retries_a_lost_race(tuning_project, monkeypatch):
+    import sqlalchemy.exc
+
+    from mmsent.config import load_params
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racy(*args, **kwargs):
+        calls.append(1)
+        if len(calls) < 3:  # what a worker that loses the race to create the tables sees
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE studies", {}, Exception("table studies already exists"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racy)
+    assert isinstance(tune.storage(load_params(tuning_project)), real) and len(calls) == 3
+
+
+def test_workers_opening_a_new_database_at_once_all_succeed(tuning_project):
+    """Six processes create the storage of one fresh SQLite file at the same moment."""
+    script = textwrap.dedent(f"""
+        import time, sys
+        from mmsent import tune
+        from mmsent.config import load_params
+        params = load_params({str(tuning_project)!r})
+        time.sleep(max(0.0, float(sys.argv[1]) - time.time()))  # all start together
+        tune.study(params, "attention_fusion")
+        print("ok")
+    """)
+    start = str(time.time() + 8)
+    procs = [subprocess.Popen([sys.executable, "-c", script, start], env=ENV, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [o[1].strip().splitlines()[-5:] for o in outs]
 
 
 def test_storage_must_be_an_rdb_url(tuning_project):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsent import data_report, features, prepare
+from mmsent import data_report, features, ocr, prepare
 from mmsent.config import load_params
 from mmsent.data import clmlf_labels, read_multiple, read_single
 
@@ -39,8 +39,16 @@ def test_prepare_features_and_report_on_a_50_pair_slice(real_root, tmp_path):
     summary = prepare.run(params, limit=50, progress=False)
     assert summary["single"]["raw_pairs"] == 50
     assert summary["single"]["image_status"] == {"ok": 50}
+    found = ocr.run(params, progress=False)
     feats = features.run(params, progress=False)
     n_single = summary["single"]["clean_pairs"] - summary["single"]["unassigned_clean_pairs"]
+    # text inside real images: some memes/screenshots have it, most photos do not
+    assert found["images"] == n_single and 0 < found["with_text"] < n_single
+    in_image = features.load_features(params, "minilm", "single_ocr")
+    assert int(in_image.ok.sum()) == found["with_text"] == n_single - feats["minilm/single_ocr"]["unreadable_inputs"]
+    assert np.abs(in_image.X[~in_image.ok]).sum() == 0 and np.abs(in_image.X[in_image.ok]).sum(1).min() > 0
+    lexicon = features.load_features(params, "vader", "single")
+    assert lexicon.X.shape == (n_single, 4) and np.abs(lexicon.X[:, 3]).max() > 0  # compound scores vary
     assert feats["minilm/single"]["pairs"] == n_single and feats["minilm/single"]["dim"] == 384
     assert feats["efficientnet_lite0/single"]["dim"] == 1280
     assert feats["efficientnet_lite0/single"]["unreadable_inputs"] == 0

@@ -54,7 +54,7 @@ def test_nothing_to_compare_is_an_error(tmp_path):
 
 @pytest.mark.integration
 def test_the_pipeline_twice_from_clean_gives_identical_metrics(tmp_path, tiny_root, monkeypatch):
-    """prepare → features (real MiniLM / EfficientNet) → every text model, run twice on CPU."""
+    """prepare → ocr → features (real MiniLM / EfficientNet / VADER) → every text model, twice on CPU."""
     monkeypatch.setenv("MMSENT_DEVICE", "cpu")
     project = tmp_path / "project"
     write_params(project, tiny_root)
@@ -62,7 +62,7 @@ def test_the_pipeline_twice_from_clean_gives_identical_metrics(tmp_path, tiny_ro
     single_only = [f"models.{m}.datasets=[single]" for m in ("majority", "vader", "tfidf_lr", "lstm", "text_head")]
     args = ["check-reproducible", "--out", str(tmp_path / "repro"), "-s", "train.seeds=[0, 1]",
             "-s", "train.epochs=2", "-s", "models.tfidf_lr.options={min_df: 1}", *[a for o in single_only for a in ("-s", o)],
-            "--only", "prepare", "--only", "features", "--only", "02_text_baselines"]
+            "--only", "prepare", "--only", "ocr", "--only", "features", "--only", "02_text_baselines"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout[r.stdout.index("{"):])

@@ -36,3 +36,10 @@ def test_ship_copies_the_checkpoint_and_writes_the_card(project, monkeypatch):  
     assert payload["model_name"] == out["model"] == "attention_fusion" and payload["seed"] == out["seed"]
     card = (assets / "MODEL_CARD.md").read_text()
     assert "Chosen on dev only" in card and "Intended use and limits" in card
+
+
+def test_the_card_says_whether_the_model_reads_text_inside_images():
+    from mmsent.ship import reads_ocr
+
+    assert "is read by RapidOCR" in reads_ocr({"encoders": {"text": "minilm", "image": "e", "ocr": "minilm"}})
+    assert "is not read" in reads_ocr({"encoders": {"text": "minilm", "image": "e"}})

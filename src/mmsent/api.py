@@ -43,7 +43,9 @@ class Prediction(BaseModel):
     score: float = Field(..., description="probability of the label")
     probabilities: dict[str, float]
     modalities: list[str] = Field(..., description="the inputs the prediction used")
-    modality_weights: Optional[dict[str, float]] = Field(None, description="attention weight per modality")
+    modality_weights: Optional[dict[str, float]] = Field(None, description="attention weight per model input "
+                                                         "(text, image, and inputs derived from them: lexicon, ocr)")
+    text_in_image: Optional[str] = Field(None, description="text found inside the image (models that read it)")
     explanation: Optional[dict[str, Any]] = Field(None, description="word / image-region attributions")
 
 

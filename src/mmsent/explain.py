@@ -4,23 +4,17 @@ frozen encoders, and is exact about what it measures."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from mmsent.images import square_crop
 
 if TYPE_CHECKING:
     from mmsent.pipeline import Pipeline, Prepared
 
 GRID = 4  # image occlusion grid (GRID x GRID regions of the centre crop)
-
-
-def center_crop(image, size: int):
-    """Shorter side scaled to ``size``, then the central ``size`` x ``size`` square: the region
-    the heat map's grid is laid over."""
-    scale = size / min(image.size)
-    img = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))))
-    left, top = (img.width - size) // 2, (img.height - size) // 2
-    return img.crop((left, top, left + size, top + size))
 
 
 def word_attributions(pipe: "Pipeline", item: "Prepared", label_id: int) -> list[dict[str, Any]]:
@@ -30,7 +24,7 @@ def word_attributions(pipe: "Pipeline", item: "Prepared", label_id: int) -> list
     words = item.text.split()
     if not words:
         return []
-    variants = [item] + [Prepared(" ".join(words[:i] + words[i + 1:]) or None, item.image) for i in range(len(words))]
+    variants = [item] + [replace(item, text=" ".join(words[:i] + words[i + 1:]) or None) for i in range(len(words))]
     # a one-word tweet without its word may leave nothing at all to score
     variants = [v if (v.text is not None or v.image is not None) else Prepared("", None) for v in variants]
     probs = pipe.forward(variants)["probs"][:, label_id]
@@ -41,17 +35,15 @@ def image_heatmap(pipe: "Pipeline", item: "Prepared", label_id: int, grid: int =
     """``grid x grid`` drop in p(label) when each region of the (centre-cropped) image is greyed out."""
     from PIL import Image
 
-    from mmsent.pipeline import Prepared
-
     size = pipe.image_size
-    base = center_crop(item.image, size)
+    base = square_crop(item.image, size)
     cell = size // grid
-    variants = [Prepared(item.text, base)]
+    variants = [replace(item, image=base)]  # the text found inside the image is kept as read
     for r in range(grid):
         for c in range(grid):
             occluded = base.copy()
             occluded.paste(Image.new("RGB", (cell, cell), (128, 128, 128)), (c * cell, r * cell))
-            variants.append(Prepared(item.text, occluded))
+            variants.append(replace(item, image=occluded))
     probs = pipe.forward(variants)["probs"][:, label_id]
     return (probs[0] - probs[1:]).reshape(grid, grid).round(4).tolist()
 
@@ -76,7 +68,7 @@ def overlay(image, heatmap: list[list[float]], size: int = 224):
     """The centre crop with a red (supports) / blue (opposes) overlay, for the web UI."""
     from PIL import Image
 
-    base = np.asarray(center_crop(image, size), dtype=np.float32)
+    base = np.asarray(square_crop(image, size), dtype=np.float32)
     heat = np.asarray(heatmap, dtype=np.float32)
     peak = float(np.abs(heat).max()) or 1.0
     heat = np.kron(heat / peak, np.ones((size // heat.shape[0], size // heat.shape[1])))

@@ -1,7 +1,9 @@
 """The ``features`` stage: frozen backbone features, computed once per pair and cached.
 
 Layout: ``data/features/<encoder>/<dataset>.npz`` with ``ids`` (str), ``X`` (float32,
-n x dim) and ``ok`` (bool: False where the input could not be read), plus a checksum.
+n x dim) and ``ok`` (bool: False where the input could not be read), plus a checksum. Text
+found inside the images (``features.ocr_encoders``) goes to ``<encoder>/<dataset>_ocr.npz``,
+``ok`` False where the image has no text.
 Only clean pairs (those in train/dev/test) are encoded.
 """
 
@@ -17,7 +19,7 @@ import pandas as pd
 from mmsent.config import Params
 from mmsent.data import PARTS
 from mmsent.encoders import encoder_dirname, get_encoder
-from mmsent.io import load_arrays, save_arrays, write_json
+from mmsent.io import load_arrays, read_json, save_arrays, write_json
 from mmsent.prepare import PREPARED_DIR
 
 FEATURES_DIR = Path("data/features")
@@ -38,6 +40,11 @@ class FeatureSet:
         except KeyError as exc:
             raise KeyError(f"id {exc.args[0]} has no cached {self.encoder} features; rerun `dvc repro`") from exc
         return self.X[rows], self.ok[rows]
+
+
+def cache_name(modality: str, dataset: str) -> str:
+    """The cache file of a model input: text inside the images is cached beside the tweet text."""
+    return f"{dataset}_ocr" if modality == "ocr" else dataset
 
 
 def feature_path(params: Params, encoder: str, dataset: str) -> Path:
@@ -61,22 +68,43 @@ def encode_table(encoder, df: pd.DataFrame, root: Path, batch_size: int,
     return X, encoder.last_ok.copy()
 
 
-def run(params: Params, progress: bool = True) -> dict:
-    """Encode every clean pair of each dataset with every configured encoder."""
+def encode_ocr(encoder, df: pd.DataFrame, ocr: pd.DataFrame, batch_size: int,
+               progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The text found inside each pair's image; ``ok`` is False (and the row zero) where none was."""
+    found = df["id"].astype(str).map(ocr.set_index("id")["ocr_text"]).fillna("")
+    ok = (found.str.len() > 0).to_numpy()
+    X = np.zeros((len(df), encoder.dim), np.float32)
+    if ok.any():
+        X[ok] = encoder.encode(list(found[ok]), batch_size=batch_size, progress=progress)
+    return X, ok
+
+
+def run(params: Params, progress: bool = True, only: list[str] | None = None,
+        datasets: tuple[str, ...] = ("single", "multiple")) -> dict:
+    """Encode every clean pair of each dataset with every configured encoder (or just the
+    encoders in ``only``, on ``datasets``: adding one encoder leaves the other caches alone)."""
     cfg = params.features
     summary: dict = {}
-    jobs = [(name, ds) for name in cfg.text_encoders for ds in ("single", "multiple")]
-    jobs += [(name, "single") for name in cfg.image_encoders]  # MVSA-Multiple has no images
+    jobs = [(name, ds, "text") for name in cfg.text_encoders for ds in ("single", "multiple")]
+    jobs += [(name, "single", "image") for name in cfg.image_encoders]  # MVSA-Multiple has no images
+    jobs += [(name, "single", "ocr") for name in cfg.ocr_encoders]  # text inside the images (ocr stage)
+    jobs = [job for job in jobs if (not only or job[0] in only) and job[1] in datasets]
     encoders: dict = {}
-    for name, dataset in jobs:
+    for name, dataset, source in jobs:
         df = pd.read_parquet(params.path(PREPARED_DIR) / f"{dataset}.parquet")
         df = df[df["split"].isin(PARTS)].reset_index(drop=True)
         if name not in encoders:
             encoders[name] = get_encoder(name, device=cfg.device, image_size=cfg.image_size)
         encoder = encoders[name]
         start = time.perf_counter()
-        X, ok = encode_table(encoder, df, params.data.root, cfg.batch_size, progress)
+        if source == "ocr":
+            from mmsent.ocr import load_ocr
+
+            X, ok = encode_ocr(encoder, df, load_ocr(params, dataset), cfg.batch_size, progress)
+        else:
+            X, ok = encode_table(encoder, df, params.data.root, cfg.batch_size, progress)
         seconds = time.perf_counter() - start
+        dataset = cache_name(source, dataset)
         save_arrays(feature_path(params, name, dataset),
                     meta={"encoder": name, "dataset": dataset, "dim": int(X.shape[1])},
                     ids=df["id"].astype(str).to_numpy(), X=X.astype(np.float32), ok=ok)
@@ -84,5 +112,8 @@ def run(params: Params, progress: bool = True) -> dict:
             "pairs": len(df), "dim": int(X.shape[1]), "unreadable_inputs": int((~ok).sum()),
             "seconds": round(seconds, 1), "device": str(encoder.device),
         }
+    if only:  # keep what the other encoders' caches said
+        path = params.path(FEATURES_DIR) / "summary.json"
+        summary = {**(read_json(path) if path.is_file() else {}), **summary}
     write_json(params.path(FEATURES_DIR) / "summary.json", summary)
     return summary

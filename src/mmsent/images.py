@@ -132,3 +132,11 @@ def open_image(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS,
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # "image file is truncated", "broken data stream", bad Huffman tables, ...
         raise CorruptImageError(f"image data is truncated or corrupt: {exc}") from exc
+
+
+def square_crop(img: Image.Image, size: int) -> Image.Image:
+    """Shorter side scaled to ``size``, then the central ``size`` x ``size`` square: what every
+    image model here sees (backbone features, DenseNet pixels) and what explanations grid over."""
+    from torchvision.transforms import functional as F
+
+    return F.center_crop(F.resize(img, size), [size, size])

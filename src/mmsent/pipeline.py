@@ -25,6 +25,7 @@ from mmsent.config import TextConfig
 from mmsent.device import pick_device
 from mmsent.encoders import get_encoder
 from mmsent.images import ImageInput, ImageLoadError, open_image
+from mmsent.models.fusion import MODALITIES, SOURCES
 from mmsent.text import normalize_tweet
 from mmsent.train import load_checkpoint
 
@@ -45,6 +46,7 @@ class Prepared:
     text: str | None  # normalised
     image: Any | None  # RGB PIL image
     raw_text: str | None = None
+    ocr: str | None = None  # text found inside the image (models trained with it only)
 
 
 class Pipeline:
@@ -61,6 +63,11 @@ class Pipeline:
                              "Pipeline serves feature-based heads and fusion models")
         self.text_config = TextConfig(**payload.get("text_config", {}))
         self.image_size = int(payload.get("image_size", 224))
+        self.ocr_reader = None
+        if "ocr" in self.encoder_names:  # read images the way the training data was read
+            from mmsent.ocr import OcrConfig, OcrReader
+
+            self.ocr_reader = OcrReader(OcrConfig(**payload.get("ocr_config", {})))
         self._encoders: dict[str, Any] = {}
         self._lock = threading.Lock()
         # one forward pass at a time: Hugging Face fast tokenizers are not safe to share between
@@ -86,14 +93,18 @@ class Pipeline:
     def modalities(self) -> tuple[str, ...]:
         return tuple(self.encoder_names)
 
+    def reads(self, source: str) -> bool:
+        """Whether any model input is computed from ``source`` (text, image or ocr)."""
+        return any(SOURCES.get(m, m) == source for m in self.modalities)
+
     def encoder(self, modality: str):
+        name = self.encoder_names[modality]
         with self._lock:  # concurrent first requests build the encoder once
-            if modality not in self._encoders:
+            if name not in self._encoders:  # one MiniLM serves the tweet and the text in its image
                 # the EfficientNet package print()s a banner; keep stdout clean for CLI/JSON output
                 with contextlib.redirect_stdout(io.StringIO()):
-                    self._encoders[modality] = get_encoder(self.encoder_names[modality], device=str(self.device),
-                                                           image_size=self.image_size)
-            return self._encoders[modality]
+                    self._encoders[name] = get_encoder(name, device=str(self.device), image_size=self.image_size)
+            return self._encoders[name]
 
     # ------------------------------------------------------------------ steps
 
@@ -103,13 +114,14 @@ class Pipeline:
         if text is not None and len(text) > MAX_TEXT_CHARS:
             raise InputError(f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
         normalised = normalize_tweet(text, self.text_config) if text and text.strip() else None
-        if normalised is not None and "text" not in self.modalities:
+        if normalised is not None and not self.reads("text"):
             normalised = None  # an image-only model ignores text
-        pil = open_image(image) if image is not None and "image" in self.modalities else None
+        pil = open_image(image) if image is not None and (self.reads("image") or self.reads("ocr")) else None
         if normalised is None and pil is None:
-            usable = " or ".join(self.modalities)
+            usable = " or ".join(m for m in ("text", "image") if self.reads(m) or (m == "image" and self.reads("ocr")))
             raise InputError(f"nothing to score: give a non-empty {usable}")
-        return Prepared(normalised, pil, text)
+        ocr = (self.ocr_reader.read(pil) or None) if self.ocr_reader is not None and pil is not None else None
+        return Prepared(normalised, pil if self.reads("image") else None, text, ocr)
 
     def forward(self, items: Sequence[Prepared]) -> dict[str, np.ndarray]:
         with self._infer_lock:
@@ -120,11 +132,12 @@ class Pipeline:
         n = len(items)
         batch: dict[str, torch.Tensor] = {}
         for modality in self.modalities:
-            present = [i for i, it in enumerate(items) if getattr(it, modality) is not None]
+            source = SOURCES.get(modality, modality)
+            present = [i for i, it in enumerate(items) if getattr(it, source) is not None]
             dim = int(self.encoder(modality).dim) if present else self._dim(modality)
             X = torch.zeros((n, dim))
             if present:
-                X[present] = torch.from_numpy(self.encoder(modality).encode([getattr(items[i], modality) for i in present]))
+                X[present] = torch.from_numpy(self.encoder(modality).encode([getattr(items[i], source) for i in present]))
             mask = torch.zeros(n)
             mask[present] = 1.0
             batch[modality], batch[f"{modality}_mask"] = X.to(self.device), mask.to(self.device)
@@ -136,18 +149,22 @@ class Pipeline:
 
     def _dim(self, modality: str) -> int:
         cfg = self.payload["config"]
-        return int(cfg.get(f"{modality}_dim") or cfg.get("input_dim"))
+        return int(cfg.get(f"{modality}_dim") or (cfg.get("extra_dims") or {}).get(modality) or cfg.get("input_dim"))
 
     def postprocess(self, outputs: dict[str, np.ndarray], items: Sequence[Prepared]) -> list[dict[str, Any]]:
         results = []
         for i, item in enumerate(items):
             probs = outputs["probs"][i]
-            used = [m for m in self.modalities if getattr(item, m) is not None]
+            # what the user gave that was used; derived inputs (lexicon scores, text in the image) show in the weights
+            used = [m for m in MODALITIES if getattr(item, m) is not None]
             res = {"label": self.id2label[int(probs.argmax())], "score": float(probs.max()),
                    "probabilities": {self.id2label[k]: float(p) for k, p in enumerate(probs)},
                    "modalities": used}
-            if "weights" in outputs and len(self.modalities) == 2:
-                res["modality_weights"] = {m: float(w) for m, w in zip(("text", "image"), outputs["weights"][i])}
+            if "weights" in outputs and len(self.modalities) >= 2:
+                order = getattr(self.model, "modalities", MODALITIES)  # the model's order of its weights
+                res["modality_weights"] = {m: float(w) for m, w in zip(order, outputs["weights"][i])}
+            if item.ocr is not None:
+                res["text_in_image"] = item.ocr
             results.append(res)
         return results
 

@@ -55,13 +55,14 @@ def execute_notebook(name: str, params_path: Path, out_dir: Path) -> Path:
 
 
 def plan(params_path: Path, out_dir: Path) -> list[tuple[str, Callable[[], Any]]]:
-    from mmsent import ablation, features, prepare, results
+    from mmsent import ablation, features, ocr, prepare, results
 
     def p():
         return load_params(params_path)
 
     nb = lambda name: (name, lambda: execute_notebook(name, params_path, out_dir))  # noqa: E731
-    return [("prepare", lambda: prepare.run(p(), progress=False)), ("features", lambda: features.run(p(), progress=False)),
+    return [("prepare", lambda: prepare.run(p(), progress=False)), ("ocr", lambda: ocr.run(p(), progress=False)),
+            ("features", lambda: features.run(p(), progress=False)),
             nb("01_data"), nb("05_tuning"), nb("02_text_baselines"), nb("03_image_baselines"), nb("04_fusion"),
             ("results", lambda: results.build(p())), nb("06_statistics"), ("ablation", lambda: ablation.run(p())),
             nb("07_report")]

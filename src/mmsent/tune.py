@@ -13,6 +13,7 @@ to ``params/best_<model>.yaml``, which the training stages merge into the model'
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,23 @@ def storage(params: Params) -> optuna.storages.BaseStorage:
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         raise ValueError(f"tuning.storage must be an Optuna RDB URL (sqlite:///, postgresql://, mysql://), not {url!r}")
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}  # concurrent local workers wait
-    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=int(cfg.get("heartbeat_seconds", 30)),
-            grace_period=int(cfg.get("grace_seconds", 120)),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+    import sqlalchemy.exc
+
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=int(cfg.get("heartbeat_seconds", 30)),
+                    grace_period=int(cfg.get("grace_seconds", 120)),
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except sqlalchemy.exc.SQLAlchemyError:
+            # workers started together on a new database race to create its tables ("table already
+            # exists"); creating the storage is idempotent, so the losers simply try again
+            if attempt == 5:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def study(params: Params, model: str, worker: int = 0) -> optuna.Study:

@@ -12,6 +12,10 @@
 Missing modalities: the batch may carry ``text_mask`` / ``image_mask`` (1 = present).
 ``modality_dropout`` hides one modality of a training sample with that probability, so
 a model has seen the missing case before it meets it at prediction time.
+
+Attention fusion also takes further inputs (``extra_dims``): VADER lexicon scores of the
+tweet (``lexicon``) and the text found inside the image by OCR (``ocr``), each with its own
+mask (no text in the image: masked out of the softmax). ``SOURCES`` says what each reads.
 """
 
 from __future__ import annotations
@@ -24,13 +28,16 @@ from torch import nn
 from mmsent.models.heads import mlp
 
 MODALITIES = ("text", "image")
+# model input → the part of a pair it is computed from (the Pipeline encodes it from there)
+SOURCES = {"text": "text", "image": "image", "lexicon": "text", "ocr": "ocr"}
 
 
-def modality_masks(batch: dict[str, torch.Tensor], training: bool, p_drop: float) -> dict[str, torch.Tensor]:
-    """Presence masks (B,) per modality, with random hiding of one modality when training."""
+def modality_masks(batch: dict[str, torch.Tensor], training: bool, p_drop: float,
+                   modalities: tuple[str, ...] = MODALITIES) -> dict[str, torch.Tensor]:
+    """Presence masks (B,) per modality, with random hiding of text or image when training."""
     n = batch[MODALITIES[0]].shape[0]
     device = batch[MODALITIES[0]].device
-    masks = {m: batch.get(f"{m}_mask", torch.ones(n, device=device)).float() for m in MODALITIES}
+    masks = {m: batch.get(f"{m}_mask", torch.ones(n, device=device)).float() for m in modalities}
     if training and p_drop > 0:
         drop = torch.rand(n, device=device) < p_drop
         which = torch.rand(n, device=device) < 0.5  # hide text or image, never both
@@ -40,11 +47,16 @@ def modality_masks(batch: dict[str, torch.Tensor], training: bool, p_drop: float
     return masks
 
 
+def input_dims(config) -> dict[str, int]:
+    """Every input of a fusion config with its width: text, image, then any extras."""
+    return {"text": config.text_dim, "image": config.image_dim, **getattr(config, "extra_dims", {})}
+
+
 def input_norms(config) -> nn.ModuleDict:
     """Per-modality feature standardisation (BatchNorm without affine) or identity."""
     return nn.ModuleDict({
         m: nn.BatchNorm1d(dim, affine=False) if config.input_norm else nn.Identity()
-        for m, dim in (("text", config.text_dim), ("image", config.image_dim))
+        for m, dim in input_dims(config).items()
     })
 
 
@@ -92,6 +104,7 @@ class AttentionFusionConfig:
     modality_dropout: float = 0.0
     aux_weight: float = 0.0  # > 0: also predict the separate text and image labels (multi-task)
     input_norm: bool = False
+    extra_dims: dict[str, int] = field(default_factory=dict)  # further inputs (lexicon, ocr) → width
     num_labels: int = 3
 
 
@@ -101,11 +114,15 @@ class AttentionFusion(nn.Module):
     def __init__(self, config: AttentionFusionConfig) -> None:
         super().__init__()
         self.config = config
+        unknown = set(config.extra_dims) - set(SOURCES)
+        if unknown:
+            raise ValueError(f"unknown extra input(s) {sorted(unknown)}; known: {sorted(set(SOURCES) - set(MODALITIES))}")
+        self.modalities = tuple(input_dims(config))  # order of the attention weights
         self.norm = input_norms(config)
         self.project = nn.ModuleDict({
             m: nn.Sequential(nn.Linear(dim, config.d_model), nn.LayerNorm(config.d_model), nn.GELU(),
                              nn.Dropout(config.dropout))
-            for m, dim in (("text", config.text_dim), ("image", config.image_dim))
+            for m, dim in input_dims(config).items()
         })
         self.score = nn.Sequential(nn.Linear(config.d_model, config.d_model // 2), nn.Tanh(),
                                    nn.Linear(config.d_model // 2, 1))
@@ -115,10 +132,10 @@ class AttentionFusion(nn.Module):
             self.aux = nn.ModuleDict({f"{m}_label": nn.Linear(config.d_model, config.num_labels) for m in MODALITIES})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        masks = modality_masks(batch, self.training, self.config.modality_dropout)
-        h = torch.stack([self.project[m](self.norm[m](batch[m])) for m in MODALITIES], dim=1)  # (B, 2, d)
-        scores = self.score(h).squeeze(-1)  # (B, 2)
-        present = torch.stack([masks[m] for m in MODALITIES], dim=1) > 0
+        masks = modality_masks(batch, self.training, self.config.modality_dropout, self.modalities)
+        h = torch.stack([self.project[m](self.norm[m](batch[m])) for m in self.modalities], dim=1)  # (B, M, d)
+        scores = self.score(h).squeeze(-1)  # (B, M)
+        present = torch.stack([masks[m] for m in self.modalities], dim=1) > 0
         weights = torch.softmax(scores.masked_fill(~present, float("-inf")), dim=1)
         fused = (weights.unsqueeze(-1) * h).sum(1)
         out = {"logits": self.out(self.body(fused)), "weights": weights}
