@@ -91,6 +91,7 @@ def build(params: Params, dataset: str = "single") -> Path:
                  **{k: f"{ensemble_metrics(params, members, dataset)[k]:.2f}" for k in ("accuracy", "weighted_f1", "macro_f1")}}
                 for name, members in ((params.extra.get("ablation") or {}).get("family_ensembles") or {}).items()
                 if all(has_predictions(params, m, dataset) for m in members)]
+    cfg_next = (params.extra.get("ablation") or {}).get("next") or []
     predicted = has_predictions(params, best.model, dataset)
     dd = dedup_metrics(params, best.model, dataset) if predicted else None
     lines = [
@@ -108,6 +109,8 @@ def build(params: Params, dataset: str = "single") -> Path:
         *(["## Ensembles of model families (probabilities averaged over every seed of each; not single models)", "",
            pd.DataFrame(families).to_markdown(index=False), ""] if families else []),
         *ocr_lines(params),
+        *(["## What would be needed next", "", *[f"- {item}" for item in cfg_next], ""]
+          if cfg_next and not target_met(table, best) else []),
         "## De-duplicated test split", "",
         (f"`{best.model}` on the {dd['n']} test pairs whose image (byte-identical or pHash-near) or normalised text "
          f"does not occur in train: accuracy {fmt(dd['accuracy'])}, weighted F1 {fmt(dd['weighted_f1'])}, "
@@ -117,6 +120,15 @@ def build(params: Params, dataset: str = "single") -> Path:
     ]
     report = (params.extra.get("ablation") or {}).get("report", "reports/ablation.md")
     return write_text(params.path(report), "\n".join(lines))
+
+
+TARGET = {"accuracy": 75.5, "weighted_f1": 74.0}  # beats CLMLF (75.33 / 73.46) on both
+
+
+def target_met(table: pd.DataFrame, best: pd.Series) -> bool:
+    """Whether the dev-chosen single model reaches the target (test means over seeds)."""
+    return all(float(best[col].split(" ± ")[0]) >= TARGET[key]
+               for col, key in (("test accuracy", "accuracy"), ("test weighted F1", "weighted_f1")))
 
 
 def ocr_lines(params: Params) -> list[str]:
