@@ -82,7 +82,8 @@ class Params:
 _SECTIONS = {"data": DataConfig, "text": TextConfig, "features": FeaturesConfig}
 
 
-def _build(cls: type, values: dict[str, Any], section: str):
+def build_section(cls: type, values: dict[str, Any], section: str):
+    """A typed params section; unknown keys are an error (a typo must not silently fall back to a default)."""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - known
     if unknown:
@@ -126,7 +127,7 @@ def params_from_dict(raw: dict[str, Any], base_dir: Path = Path("."),
         if profile not in profiles:
             raise ValueError(f"unknown profile {profile!r}; params.yaml has {sorted(profiles)}")
         raw = deep_merge(raw, profiles[profile])
-    typed = {name: _build(cls, raw.pop(name, {}) or {}, name) for name, cls in _SECTIONS.items()}
+    typed = {name: build_section(cls, raw.pop(name, {}) or {}, name) for name, cls in _SECTIONS.items()}
     params = Params(**typed, extra=raw, base_dir=base_dir)
     if os.environ.get(DATA_ROOT_ENV):
         params.data.root = Path(os.environ[DATA_ROOT_ENV])

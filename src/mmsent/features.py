@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 
 from mmsent.config import Params
-from mmsent.data import PARTS
 from mmsent.encoders import encoder_dirname, get_encoder
 from mmsent.io import load_arrays, read_json, save_arrays, write_json
-from mmsent.prepare import PREPARED_DIR
+from mmsent.prepare import clean_pairs
 
 FEATURES_DIR = Path("data/features")
 
@@ -91,8 +90,7 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
     jobs = [job for job in jobs if (not only or job[0] in only) and job[1] in datasets]
     encoders: dict = {}
     for name, dataset, source in jobs:
-        df = pd.read_parquet(params.path(PREPARED_DIR) / f"{dataset}.parquet")
-        df = df[df["split"].isin(PARTS)].reset_index(drop=True)
+        df = clean_pairs(params, dataset)
         if name not in encoders:
             encoders[name] = get_encoder(name, device=cfg.device, image_size=cfg.image_size)
         encoder = encoders[name]

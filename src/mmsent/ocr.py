@@ -24,11 +24,10 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mmsent.config import Params
-from mmsent.data import PARTS
+from mmsent.config import Params, build_section
 from mmsent.images import ImageInput, ImageLoadError, open_image
 from mmsent.io import atomic_path, read_json, write_json
-from mmsent.prepare import PREPARED_DIR
+from mmsent.prepare import clean_pairs
 
 OCR_DIR = "data/ocr"
 
@@ -40,17 +39,13 @@ class OcrConfig:
     min_score: float = 0.5        # recognition confidence below this is dropped
     max_chars: int = 300          # keep the start of very long page screenshots
 
+    def __post_init__(self) -> None:
+        if self.det_limit_type not in ("max", "min"):
+            raise ValueError(f"ocr.det_limit_type must be 'max' or 'min', not {self.det_limit_type!r}")
+
     @classmethod
     def from_params(cls, params: Params) -> "OcrConfig":
-        raw = dict(params.extra.get("ocr") or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"ocr: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
-        config = cls(**raw)
-        if config.det_limit_type not in ("max", "min"):
-            raise ValueError(f"ocr.det_limit_type must be 'max' or 'min', not {config.det_limit_type!r}")
-        return config
+        return build_section(cls, dict(params.extra.get("ocr") or {}), "ocr")
 
 
 class OcrReader:
@@ -76,8 +71,11 @@ class OcrReader:
         return [(str(text), float(score)) for _box, text, score in (result or [])
                 if float(score) >= self.config.min_score and str(text).strip()]
 
+    def join(self, boxes: list[tuple[str, float]]) -> str:
+        return " ".join(text for text, _ in boxes)[: self.config.max_chars].strip()
+
     def read(self, image: ImageInput) -> str:
-        return " ".join(text for text, _ in self.read_boxes(image))[: self.config.max_chars].strip()
+        return self.join(self.read_boxes(image))
 
 
 def ocr_path(params: Params, dataset: str = "single"):
@@ -110,8 +108,7 @@ def run(params: Params, dataset: str = "single", progress: bool = True) -> dict[
     """The stage: OCR every clean pair's image of ``dataset`` once."""
     config = OcrConfig.from_params(params)
     reader = OcrReader(config)
-    df = pd.read_parquet(params.path(PREPARED_DIR) / f"{dataset}.parquet")
-    df = df[df["split"].isin(PARTS)].reset_index(drop=True)
+    df = clean_pairs(params, dataset)
     rows, unreadable = [], 0
     start = time.perf_counter()
     for pid, rel in tqdm(zip(df["id"], df["image"]), total=len(df), disable=not progress, desc="ocr"):
@@ -119,8 +116,7 @@ def run(params: Params, dataset: str = "single", progress: bool = True) -> dict[
             boxes = reader.read_boxes(params.data.root / rel)
         except ImageLoadError:
             boxes, unreadable = [], unreadable + 1
-        text = " ".join(t for t, _ in boxes)[: config.max_chars].strip()
-        rows.append({"id": str(pid), "ocr_text": text, "boxes": len(boxes)})
+        rows.append({"id": str(pid), "ocr_text": reader.join(boxes), "boxes": len(boxes)})
     seconds = time.perf_counter() - start
     table = pd.DataFrame(rows, columns=["id", "ocr_text", "boxes"])
     with atomic_path(ocr_path(params, dataset)) as tmp:

@@ -97,6 +97,11 @@ class Pipeline:
         """Whether any model input is computed from ``source`` (text, image or ocr)."""
         return any(SOURCES.get(m, m) == source for m in self.modalities)
 
+    @property
+    def needs_image(self) -> bool:
+        """Whether the model reads the image, as pixels or as the text inside it."""
+        return self.reads("image") or self.reads("ocr")
+
     def encoder(self, modality: str):
         name = self.encoder_names[modality]
         with self._lock:  # concurrent first requests build the encoder once
@@ -116,9 +121,9 @@ class Pipeline:
         normalised = normalize_tweet(text, self.text_config) if text and text.strip() else None
         if normalised is not None and not self.reads("text"):
             normalised = None  # an image-only model ignores text
-        pil = open_image(image) if image is not None and (self.reads("image") or self.reads("ocr")) else None
+        pil = open_image(image) if image is not None and self.needs_image else None
         if normalised is None and pil is None:
-            usable = " or ".join(m for m in ("text", "image") if self.reads(m) or (m == "image" and self.reads("ocr")))
+            usable = " or ".join(m for m, needed in (("text", self.reads("text")), ("image", self.needs_image)) if needed)
             raise InputError(f"nothing to score: give a non-empty {usable}")
         ocr = (self.ocr_reader.read(pil) or None) if self.ocr_reader is not None and pil is not None else None
         return Prepared(normalised, pil if self.reads("image") else None, text, ocr)

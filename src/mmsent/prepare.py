@@ -26,6 +26,12 @@ PREPARED_DIR = Path("data/prepared")
 TABLES_DIR = Path("reports/tables")
 
 
+def clean_pairs(params: Params, dataset: str) -> pd.DataFrame:
+    """The prepared pairs of ``dataset`` that the split assigns to train, dev or test."""
+    df = pd.read_parquet(params.path(PREPARED_DIR) / f"{dataset}.parquet")
+    return df[df["split"].isin(PARTS)].reset_index(drop=True)
+
+
 def add_image_checks(df: pd.DataFrame, root: Path, max_pixels: int, progress: bool = True) -> pd.DataFrame:
     prints = [fingerprint_image(root / rel, max_pixels)
               for rel in tqdm(df["image"], desc="images", disable=not progress)]

@@ -83,21 +83,22 @@ def storage(params: Params) -> optuna.storages.BaseStorage:
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}  # concurrent local workers wait
     import sqlalchemy.exc
 
-    for attempt in range(6):
+    def open_storage() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=int(cfg.get("heartbeat_seconds", 30)),
+                grace_period=int(cfg.get("grace_seconds", 120)),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+
+    for attempt in range(5):
         try:
-            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine, heartbeat_interval=int(cfg.get("heartbeat_seconds", 30)),
-                    grace_period=int(cfg.get("grace_seconds", 120)),
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+            return open_storage()
         except sqlalchemy.exc.SQLAlchemyError:
             # workers started together on a new database race to create its tables ("table already
             # exists"); creating the storage is idempotent, so the losers simply try again
-            if attempt == 5:
-                raise
             time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+    return open_storage()  # the sixth try raises whatever it meets
 
 
 def study(params: Params, model: str, worker: int = 0) -> optuna.Study:
