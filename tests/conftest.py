@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,10 @@ from PIL import Image
 from mmsent.config import load_params
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Seeds, studies and OCR shares run inline in tests (monkeypatches reach no spawned worker, and
+# tiny jobs would pay seconds to start one); tests/test_parallel.py sets it back where it matters.
+os.environ.setdefault("MMSENT_WORKERS", "1")
 
 
 def _write_image(path: Path, seed: int, size=(40, 30)) -> None:

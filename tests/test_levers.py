@@ -229,8 +229,33 @@ def test_features_for_one_added_encoder_leave_the_other_caches_alone(tiny_params
 
     write_json(tiny_params.path("data/features/summary.json"), {"minilm/single": {"pairs": 1}})
     summary = features.run(tiny_params, progress=False, only=["vader"], datasets=("single",))
-    assert set(summary) == {"minilm/single", "vader/single"}  # the earlier entry kept, the new one added
+    variants = {f"vader/single_text-{v}" for v in tiny_params.features.text_variants}
+    assert variants  # params.yaml's tweet-aware-text ablation rows need them
+    assert set(summary) == {"minilm/single", "vader/single"} | variants  # the earlier entry kept, new ones added
     assert other.read_bytes() == before
     assert not feature_path(tiny_params, "vader", "multiple").exists()
     lexicon = features.load_features(tiny_params, "vader", "single")
     assert lexicon.X.shape == (6, 4) and lexicon.ok.all()
+
+
+def test_text_variant_rows_read_the_tweet_normalised_their_way(tiny_params):
+    """The tweet-aware-text rows: a variant cache really holds other text, a model with
+    ``text_variant`` trains on it, and its checkpoint makes the Pipeline normalise the same way."""
+    from mmsent.experiments import feature_data, load_parts, model_specs
+    from mmsent.text import normalize_tweet
+
+    prepare.run(tiny_params, progress=False)
+    features.run(tiny_params, progress=False, only=["vader"], datasets=("single",))
+    normalised = features.load_features(tiny_params, "vader", "single")
+    raw = features.load_features(tiny_params, "vader", "single_text-raw")
+    assert (normalised.ids == raw.ids).all() and not np.allclose(normalised.X, raw.X)  # "#HappyDays" vs "Happy Days"
+    spec = model_specs(tiny_params)["attention_raw_text"]
+    spec.inputs = {"text": "vader"}  # the tiny project has no MiniLM cache
+    data, _ = feature_data(tiny_params, spec, "single", load_parts(tiny_params, "single"))
+    first = data["train"].ids[0]
+    assert np.allclose(data["train"].inputs["text"][0].numpy(), raw.select([first])[0][0])
+    cfg = tiny_params.features.text_config(tiny_params.text, "raw")
+    assert cfg.raw and normalize_tweet("RT @bob: #HappyDays &amp; http://x.co", cfg) == "RT @bob: #HappyDays &amp; http://x.co"
+    assert tiny_params.features.text_config(tiny_params.text, "hashtags_whole").split_hashtags is False
+    with pytest.raises(KeyError, match="unknown text variant"):
+        tiny_params.features.text_config(tiny_params.text, "nope")

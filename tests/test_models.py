@@ -63,6 +63,22 @@ def test_attention_weights_are_a_distribution_and_respect_missing_modalities():
     assert torch.allclose(model(batch)["weights"][:, 0], torch.ones(B))
 
 
+def test_gated_fusion_mixes_per_feature_and_ignores_a_missing_input():
+    torch.manual_seed(0)
+    model = tiny("attention_fusion", gate="feature").eval()
+    assert hasattr(model, "gates") and not hasattr(model, "score")  # the lever really switches the fusion
+    batch = feature_batch()
+    out = model(batch)
+    assert out["weights"].shape == (B, 2) and torch.allclose(out["weights"].sum(1), torch.ones(B))
+    assert out["weights"].std() > 0  # gates depend on the inputs
+    masked = dict(batch, image_mask=torch.zeros(B))
+    assert torch.allclose(model(masked)["weights"][:, 0], torch.ones(B))
+    changed = dict(masked, image=torch.randn_like(batch["image"]))  # an absent image cannot steer the gates
+    assert torch.allclose(model(masked)["logits"], model(changed)["logits"])
+    with pytest.raises(ValueError, match="gate"):
+        tiny("attention_fusion", gate="token")
+
+
 def test_modality_dropout_is_applied_in_training_only():
     from mmsent.models.fusion import modality_masks
 
@@ -84,10 +100,10 @@ def _overfit_data(n=24, seed=0):
     return TensorData({"text": text, "image": image}, labels, [str(i) for i in range(n)])
 
 
-@pytest.mark.parametrize("family", ["mlp_head", "concat_fusion", "attention_fusion", "late_fusion"])
+@pytest.mark.parametrize("family", ["mlp_head", "concat_fusion", "attention_fusion", "late_fusion", "gated"])
 def test_overfits_a_tiny_batch(family):
     data = _overfit_data()
-    model = tiny(family, dropout=0.0)
+    model = tiny("attention_fusion", dropout=0.0, gate="feature") if family == "gated" else tiny(family, dropout=0.0)
     history = fit(model, data, data, TrainConfig(epochs=100, lr=0.01, batch_size=24, patience=100, scheduler="none",
                                                  device="cpu", weight_decay=0.0), seed=0)
     assert history[-1]["train_loss"] < history[0]["train_loss"]

@@ -46,6 +46,7 @@ class TextConfig:
     emoji: str = "words"
     max_elongation: int = 2
     lowercase: bool = False
+    raw: bool = False  # True: the tweet as written (only control characters and spacing cleaned)
 
     def __post_init__(self) -> None:
         if self.emoji not in ("words", "keep", "drop"):
@@ -61,7 +62,25 @@ class FeaturesConfig:
     text_encoders: list[str] = field(default_factory=lambda: ["minilm"])
     image_encoders: list[str] = field(default_factory=lambda: ["efficientnet_lite0"])
     ocr_encoders: list[str] = field(default_factory=list)  # text encoders for the text found inside images
+    # other text normalisations (name → overrides of the text section), each encoded by every
+    # text encoder on MVSA-Single for the tweet-aware-text ablation rows (models' text_variant)
+    text_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     image_size: int = 224
+
+    def __post_init__(self) -> None:
+        for name, overrides in self.text_variants.items():
+            try:
+                TextConfig(**overrides)
+            except TypeError as exc:
+                raise ValueError(f"features.text_variants.{name}: {exc}") from exc
+
+    def text_config(self, base: TextConfig, variant: str | None) -> TextConfig:
+        """``base`` with a variant's overrides (``None``: ``base`` itself)."""
+        if variant is None:
+            return base
+        if variant not in self.text_variants:
+            raise KeyError(f"unknown text variant {variant!r}; features.text_variants has {sorted(self.text_variants)}")
+        return dataclasses.replace(base, **self.text_variants[variant])
 
 
 @dataclass

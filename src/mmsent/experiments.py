@@ -24,7 +24,7 @@ import torch
 
 from mmsent.config import Params
 from mmsent.data import PARTS, load_prepared
-from mmsent.device import seed_everything
+from mmsent.device import pick_device, seed_everything
 from mmsent.evaluate import aggregate, compute_metrics, predictions_frame, save_frame
 from mmsent.features import cache_name, load_features
 from mmsent.images import open_image, square_crop
@@ -33,6 +33,7 @@ from mmsent.labels import LABEL2ID
 from mmsent.models import build_model, make_config
 from mmsent.models.baselines import BASELINES
 from mmsent.models.lstm import build_vocab, encode_tokens
+from mmsent.parallel import resolve_workers, run_jobs
 from mmsent.prepare import PREPARED_DIR
 from mmsent.text import tokenize
 from mmsent.train import TensorData, TrainConfig, fit, predict_proba, save_checkpoint
@@ -53,6 +54,7 @@ class ModelSpec:
     options: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     tuned_from: str | None = None  # use params/best_<that model>.yaml (default: its own name)
+    text_variant: str | None = None  # read the tweet normalised as features.text_variants.<name> says
 
     @property
     def modalities(self) -> str:
@@ -79,7 +81,7 @@ def model_specs(params: Params) -> dict[str, ModelSpec]:
 
 
 def train_config(params: Params, spec: ModelSpec) -> TrainConfig:
-    raw = {k: v for k, v in (params.extra.get("train") or {}).items() if k != "seeds"}
+    raw = {k: v for k, v in (params.extra.get("train") or {}).items() if k not in ("seeds", "workers")}
     raw.update(spec.train)
     return TrainConfig(**raw)
 
@@ -108,7 +110,7 @@ def _labels(df: pd.DataFrame) -> torch.Tensor:
 
 def feature_data(params: Params, spec: ModelSpec, dataset: str,
                  parts: dict[str, pd.DataFrame]) -> tuple[dict[str, TensorData], dict[str, int]]:
-    cache = {m: load_features(params, enc, cache_name(m, dataset)) for m, enc in spec.inputs.items()}
+    cache = {m: load_features(params, enc, cache_name(m, dataset, spec.text_variant)) for m, enc in spec.inputs.items()}
     out = {}
     for part, df in parts.items():
         inputs = {}
@@ -220,40 +222,62 @@ def ocr_meta(params: Params, spec: ModelSpec) -> dict[str, Any]:
     return {"ocr_config": used_settings(params)} if "ocr" in spec.inputs else {}
 
 
+def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame],
+             config, data: dict[str, TensorData] | None, seed: int) -> dict[str, Any]:
+    """One seed: train, read test once, write its predictions and checkpoint (in any process)."""
+    start = time.perf_counter()
+    if spec.family in BASELINES:
+        clf_kwargs = dict(spec.options, **({"seed": seed} if spec.family == "tfidf_lr" else {}))
+        clf = BASELINES[spec.family](**clf_kwargs).fit(list(parts["train"]["text"]),
+                                                       parts["train"]["label_id"].astype(int))
+        probs, extras, history, model = clf.predict_proba(list(parts["test"]["text"])), {}, [], None
+    else:
+        run_dir = params.path(MODELS_DIR) / spec.name / dataset
+        model, history = train_once(params, spec, config, data, seed, resume=run_dir / f".seed{seed}.resume.pt")
+        probs, extras = predict_proba(model, data["test"], device=next(model.parameters()).device)
+        model.cpu()
+    seconds = time.perf_counter() - start
+    gold = parts["test"]["label_id"].astype(int).to_numpy()
+    metrics = compute_metrics(gold, probs.argmax(1))
+    save_frame(predictions_frame(parts["test"]["id"], gold, probs, extras),
+               params.path(PREDICTIONS_DIR) / spec.name / dataset / f"seed{seed}.csv")
+    facts = {}
+    if model is not None:
+        save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"seed{seed}.pt", model,
+                        spec.family, encoders=spec.inputs, model_name=spec.name, dataset=dataset,
+                        text_config=dataclasses.asdict(params.features.text_config(params.text, spec.text_variant)),
+                        image_size=params.features.image_size, **ocr_meta(params, spec),
+                        seed=seed, history=history, test_metrics=metrics)
+        if spec.family == "densenet121":
+            facts["imagenet_pretrained"] = bool(model.config.pretrained)
+        if spec.family == "bilstm":
+            facts["glove_coverage"] = float(model.config.glove_coverage)
+    return {"metrics": {"seed": seed, **metrics}, "history": [{"seed": seed, **h} for h in history],
+            "seconds": seconds, "facts": facts}
+
+
+def seed_workers(params: Params, spec: ModelSpec) -> int:
+    """How many seeds train at once (``train.workers``; baselines are too quick to spread)."""
+    if spec.family in BASELINES:
+        return 1
+    device = pick_device(train_config(params, spec).device)
+    return resolve_workers((params.extra.get("train") or {}).get("workers", "auto"), len(seeds(params)),
+                           str(device))
+
+
 def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
-    """All datasets × seeds of one model; writes checkpoints, predictions and metrics."""
+    """All datasets × seeds of one model; writes checkpoints, predictions and metrics.
+
+    Seeds run in parallel processes (one thread each; see :mod:`mmsent.parallel`)."""
     results = {}
     for dataset in spec.datasets:
         parts = load_parts(params, dataset)
-        per_seed, histories, seconds = [], [], []
-        if spec.family not in BASELINES:
-            config, data = build_inputs(params, spec, dataset, parts)  # once for all seeds
-        for seed in seeds(params):
-            start = time.perf_counter()
-            if spec.family in BASELINES:
-                clf_kwargs = dict(spec.options, **({"seed": seed} if spec.family == "tfidf_lr" else {}))
-                clf = BASELINES[spec.family](**clf_kwargs).fit(list(parts["train"]["text"]),
-                                                               parts["train"]["label_id"].astype(int))
-                probs, extras, history, model = clf.predict_proba(list(parts["test"]["text"])), {}, [], None
-            else:
-                run_dir = params.path(MODELS_DIR) / spec.name / dataset
-                model, history = train_once(params, spec, config, data, seed,
-                                            resume=run_dir / f".seed{seed}.resume.pt")
-                probs, extras = predict_proba(model, data["test"], device=next(model.parameters()).device)
-                model.cpu()
-            seconds.append(time.perf_counter() - start)
-            gold = parts["test"]["label_id"].astype(int).to_numpy()
-            metrics = compute_metrics(gold, probs.argmax(1))
-            per_seed.append({"seed": seed, **metrics})
-            histories += [{"seed": seed, **h} for h in history]
-            save_frame(predictions_frame(parts["test"]["id"], gold, probs, extras),
-                       params.path(PREDICTIONS_DIR) / spec.name / dataset / f"seed{seed}.csv")
-            if model is not None:
-                save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"seed{seed}.pt", model,
-                                spec.family, encoders=spec.inputs, model_name=spec.name, dataset=dataset,
-                                text_config=dataclasses.asdict(params.text),
-                                image_size=params.features.image_size, **ocr_meta(params, spec),
-                                seed=seed, history=history, test_metrics=metrics)
+        config, data = (None, None) if spec.family in BASELINES else build_inputs(params, spec, dataset, parts)
+        runs = run_jobs(run_seed, [(params, spec, dataset, parts, config, data, seed) for seed in seeds(params)],
+                        seed_workers(params, spec))
+        per_seed = [r["metrics"] for r in runs]
+        histories = [h for r in runs for h in r["history"]]
+        seconds = [r["seconds"] for r in runs]
         summary = {
             "model": spec.name, "family": spec.family, "dataset": dataset, "modalities": spec.modalities,
             "encoders": spec.inputs,
@@ -261,12 +285,8 @@ def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
                             f"{' (de-duplicated)' if params.data.dedup else ''}, n={len(parts['test'])}, "
                             f"{spec.modalities}{' (text only: no images exist)' if dataset == 'multiple' else ''}"),
             **aggregate(per_seed), "train_seconds_per_seed": float(np.mean(seconds)),
-            "per_seed": per_seed,
+            "per_seed": per_seed, **runs[-1]["facts"],
         }
-        if spec.family == "densenet121" and model is not None:
-            summary["imagenet_pretrained"] = bool(model.config.pretrained)
-        if spec.family == "bilstm" and model is not None:
-            summary["glove_coverage"] = float(model.config.glove_coverage)
         write_json(params.path(METRICS_DIR) / f"{spec.name}_{dataset}.json", summary)
         if histories:
             save_frame(pd.DataFrame(histories), params.path(METRICS_DIR) / "history" / f"{spec.name}_{dataset}.csv")

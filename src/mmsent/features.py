@@ -3,7 +3,8 @@
 Layout: ``data/features/<encoder>/<dataset>.npz`` with ``ids`` (str), ``X`` (float32,
 n x dim) and ``ok`` (bool: False where the input could not be read), plus a checksum. Text
 found inside the images (``features.ocr_encoders``) goes to ``<encoder>/<dataset>_ocr.npz``,
-``ok`` False where the image has no text.
+``ok`` False where the image has no text. The tweet text under another normalisation
+(``features.text_variants``, MVSA-Single only) goes to ``<encoder>/<dataset>_text-<variant>.npz``.
 Only clean pairs (those in train/dev/test) are encoded.
 """
 
@@ -19,7 +20,9 @@ import pandas as pd
 from mmsent.config import Params
 from mmsent.encoders import encoder_dirname, get_encoder
 from mmsent.io import load_arrays, read_json, save_arrays, write_json
+from mmsent.models.fusion import SOURCES
 from mmsent.prepare import clean_pairs
+from mmsent.text import normalize_tweet
 
 FEATURES_DIR = Path("data/features")
 
@@ -41,9 +44,14 @@ class FeatureSet:
         return self.X[rows], self.ok[rows]
 
 
-def cache_name(modality: str, dataset: str) -> str:
-    """The cache file of a model input: text inside the images is cached beside the tweet text."""
-    return f"{dataset}_ocr" if modality == "ocr" else dataset
+def cache_name(modality: str, dataset: str, text_variant: str | None = None) -> str:
+    """The cache file of a model input: text inside the images and other normalisations of the
+    tweet are cached beside the tweet text."""
+    if modality == "ocr":
+        return f"{dataset}_ocr"
+    if text_variant and SOURCES.get(modality) == "text":
+        return f"{dataset}_text-{text_variant}"
+    return dataset
 
 
 def feature_path(params: Params, encoder: str, dataset: str) -> Path:
@@ -84,12 +92,14 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
     encoders in ``only``, on ``datasets``: adding one encoder leaves the other caches alone)."""
     cfg = params.features
     summary: dict = {}
-    jobs = [(name, ds, "text") for name in cfg.text_encoders for ds in ("single", "multiple")]
-    jobs += [(name, "single", "image") for name in cfg.image_encoders]  # MVSA-Multiple has no images
-    jobs += [(name, "single", "ocr") for name in cfg.ocr_encoders]  # text inside the images (ocr stage)
+    # (encoder, dataset, model input it feeds, text variant)
+    jobs = [(name, ds, "text", None) for name in cfg.text_encoders for ds in ("single", "multiple")]
+    jobs += [(name, "single", "image", None) for name in cfg.image_encoders]  # MVSA-Multiple has no images
+    jobs += [(name, "single", "ocr", None) for name in cfg.ocr_encoders]  # text inside the images (ocr stage)
+    jobs += [(name, "single", "text", v) for v in cfg.text_variants for name in cfg.text_encoders]
     jobs = [job for job in jobs if (not only or job[0] in only) and job[1] in datasets]
     encoders: dict = {}
-    for name, dataset, source in jobs:
+    for name, dataset, source, variant in jobs:
         df = clean_pairs(params, dataset)
         if name not in encoders:
             encoders[name] = get_encoder(name, device=cfg.device, image_size=cfg.image_size)
@@ -100,9 +110,12 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
 
             X, ok = encode_ocr(encoder, df, load_ocr(params, dataset), cfg.batch_size, progress)
         else:
+            if variant:  # the raw tweet normalised another way
+                text_cfg = cfg.text_config(params.text, variant)
+                df = df.assign(text=[normalize_tweet(t, text_cfg) for t in df["text_raw"]])
             X, ok = encode_table(encoder, df, params.data.root, cfg.batch_size, progress)
         seconds = time.perf_counter() - start
-        dataset = cache_name(source, dataset)
+        dataset = cache_name(source, dataset, variant)
         save_arrays(feature_path(params, name, dataset),
                     meta={"encoder": name, "dataset": dataset, "dim": int(X.shape[1])},
                     ids=df["id"].astype(str).to_numpy(), X=X.astype(np.float32), ok=ok)

@@ -77,6 +77,8 @@ def normalize_tweet(text: str, cfg: TextConfig | None = None) -> str:
     if not isinstance(text, str):
         raise TypeError(f"expected str, got {type(text).__name__}")
     cfg = cfg or TextConfig()
+    if cfg.raw:  # the tweet as written, for the ablation row that turns normalisation off
+        return _SPACES.sub(" ", "".join(" " if c in _CONTROL else c for c in text)).strip()
     text = html.unescape(html.unescape(text))  # MVSA has doubly escaped entities (&amp;amp;)
     text = unicodedata.normalize("NFC", text)
     text = "".join(" " if c in _CONTROL else c for c in text)

@@ -22,8 +22,10 @@ import optuna
 import yaml
 
 from mmsent.config import Params
+from mmsent.device import pick_device
 from mmsent.experiments import build_inputs, load_parts, model_specs, train_once
 from mmsent.io import write_text
+from mmsent.parallel import resolve_workers, run_jobs
 
 BEST_DIR = Path("params")
 TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "label_smoothing", "class_weights", "epochs", "patience"}
@@ -196,13 +198,23 @@ def figures(params: Params, model: str, st: optuna.Study) -> dict[str, Path]:
     return out
 
 
+def _tune_and_write(params: Params, model: str) -> None:
+    write_best(params, model, tune_model(params, model))
+
+
 def run(params: Params) -> dict[str, Any]:
-    """The stage: every model in ``tuning.models``; writes the best-params files and figures."""
+    """The stage: every model in ``tuning.models``; writes the best-params files and figures.
+
+    Studies run side by side, one process and one thread each (``train.workers``); each study
+    is sequential, so its trials and best values do not depend on how many ran at once."""
     cfg = tuning_config(params)
+    models = list(cfg.get("models", []))
+    device = str(pick_device((params.extra.get("train") or {}).get("device", "auto")))
+    workers = resolve_workers((params.extra.get("train") or {}).get("workers", "auto"), len(models), device)
+    run_jobs(_tune_and_write, [(params, model) for model in models], workers)
     summary = {}
-    for model in cfg.get("models", []):
-        st = tune_model(params, model)
-        write_best(params, model, st)
+    for model in models:
+        st = study(params, model)
         figures(params, model, st)
         summary[model] = {"best_dev_weighted_f1": 100 * st.best_value, "best_params": st.best_params,
                           "trials": len(st.trials)}

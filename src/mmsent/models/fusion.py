@@ -6,6 +6,9 @@
   score per modality, softmax over modalities gives per-sample weights (returned), weighted
   sum → classifier. A missing modality is masked out of the softmax, so the model needs no
   invented input for it.
+  With ``gate: feature`` it is a gated fusion instead (a gated multimodal unit, Arevalo et
+  al. 2017): gates per feature, computed from all projected inputs together, so a modality
+  can win some dimensions and lose others.
 * :class:`LateFusion` — unimodal classifiers whose probabilities are averaged, or mixed
   with one learned weight.
 
@@ -105,7 +108,12 @@ class AttentionFusionConfig:
     aux_weight: float = 0.0  # > 0: also predict the separate text and image labels (multi-task)
     input_norm: bool = False
     extra_dims: dict[str, int] = field(default_factory=dict)  # further inputs (lexicon, ocr) → width
+    gate: str = "modality"  # modality: one softmax weight per input | feature: per-feature gates
     num_labels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.gate not in ("modality", "feature"):
+            raise ValueError(f"attention fusion gate must be modality or feature, not {self.gate!r}")
 
 
 class AttentionFusion(nn.Module):
@@ -124,8 +132,12 @@ class AttentionFusion(nn.Module):
                              nn.Dropout(config.dropout))
             for m, dim in input_dims(config).items()
         })
-        self.score = nn.Sequential(nn.Linear(config.d_model, config.d_model // 2), nn.Tanh(),
-                                   nn.Linear(config.d_model // 2, 1))
+        if config.gate == "feature":
+            width = len(self.modalities) * config.d_model
+            self.gates = nn.Linear(width, width)
+        else:
+            self.score = nn.Sequential(nn.Linear(config.d_model, config.d_model // 2), nn.Tanh(),
+                                       nn.Linear(config.d_model // 2, 1))
         self.body = mlp([config.d_model, *config.hidden], config.dropout)
         self.out = nn.Linear(([config.d_model, *config.hidden])[-1], config.num_labels)
         if config.aux_weight > 0:
@@ -134,10 +146,16 @@ class AttentionFusion(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         masks = modality_masks(batch, self.training, self.config.modality_dropout, self.modalities)
         h = torch.stack([self.project[m](self.norm[m](batch[m])) for m in self.modalities], dim=1)  # (B, M, d)
-        scores = self.score(h).squeeze(-1)  # (B, M)
         present = torch.stack([masks[m] for m in self.modalities], dim=1) > 0
-        weights = torch.softmax(scores.masked_fill(~present, float("-inf")), dim=1)
-        fused = (weights.unsqueeze(-1) * h).sum(1)
+        if self.config.gate == "feature":
+            seen = h * present.unsqueeze(-1)  # an absent input's projection must not steer the gates
+            gates = self.gates(seen.flatten(1)).view_as(h).masked_fill(~present.unsqueeze(-1), float("-inf"))
+            per_feature = torch.softmax(gates, dim=1)  # (B, M, d): each feature's mix of the inputs
+            fused, weights = (per_feature * h).sum(1), per_feature.mean(-1)
+        else:
+            scores = self.score(h).squeeze(-1)  # (B, M)
+            weights = torch.softmax(scores.masked_fill(~present, float("-inf")), dim=1)
+            fused = (weights.unsqueeze(-1) * h).sum(1)
         out = {"logits": self.out(self.body(fused)), "weights": weights}
         if self.config.aux_weight > 0 and self.training:
             # each modality's own label from its own projection; the loop adds it to the loss

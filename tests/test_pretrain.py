@@ -1,0 +1,40 @@
+"""Text pre-training on MVSA-Multiple: dev/test texts of MVSA-Single removed first, and the
+text branch really changes (the lever cannot silently turn off)."""
+
+import pandas as pd
+import pytest
+import torch
+
+from mmsent.models import build_model, make_config
+from mmsent.pretrain import PretrainConfig, pretrain_text, without_eval_texts
+from mmsent.train import TensorData
+
+
+def test_multiple_texts_matching_single_dev_or_test_are_removed():
+    single = {"train": pd.DataFrame({"text": ["seen in train"]}),
+              "dev": pd.DataFrame({"text": ["Great  Game tonight"]}),
+              "test": pd.DataFrame({"text": ["so sad today"]})}
+    multiple = pd.DataFrame({"id": ["a", "b", "c", "d"],
+                             "text": ["great game TONIGHT", "So sad today", "seen in train", "new tweet"]})
+    kept = without_eval_texts(multiple, single)
+    assert list(kept["id"]) == ["c", "d"]  # case and spacing do not hide a match; train matches may stay
+
+
+def test_pretraining_moves_only_the_text_branch_and_lowers_its_loss():
+    torch.manual_seed(0)
+    model = build_model("attention_fusion", make_config("attention_fusion", {
+        "text_dim": 8, "image_dim": 6, "d_model": 16, "hidden": [16], "dropout": 0.0}))
+    labels = torch.arange(60) % 3
+    text = torch.randn(60, 8) + 2 * torch.nn.functional.one_hot(labels, 8).float()
+    data = TensorData({"text": text}, labels, [str(i) for i in range(60)])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    losses = pretrain_text(model, data, PretrainConfig(epochs=15, lr=0.01, batch_size=16), seed=0)
+    assert losses[-1] < losses[0]
+    after = model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("project.text") for k in moved)
+    with pytest.raises(ValueError, match="MVSA-Multiple"):
+        PretrainConfig(dataset="single")
+    with pytest.raises(TypeError, match="text projection"):
+        pretrain_text(build_model("late_fusion", make_config("late_fusion", {"text_dim": 8, "image_dim": 6})),
+                      data, PretrainConfig(), seed=0)
