@@ -22,7 +22,9 @@ def main() -> None:
         rows.append({"model": m["model"], "dataset": m["dataset"], "modalities": m["modalities"],
                      "seconds per seed": round(m["train_seconds_per_seed"], 1), "seeds": m["seeds"]})
     body = ("Wall-clock seconds to train and evaluate one seed, as measured inside the training stages "
-            "(heads train on cached features; DenseNet and the BiLSTM train end to end).\n\n"
+            "(heads train on cached features; DenseNet and the BiLSTM train end to end). Each seed runs on one "
+            "torch thread, as many seeds at once as there are cores (`train.workers: auto`), so a model's five "
+            "seeds take about three times this on 2 cores.\n\n"
             + pd.DataFrame(rows).to_markdown(index=False))
     out = update_section(params.path("reports/benchmarks.md"), "Training time", body, "python " + " ".join(sys.argv))
     print(body, f"\nwritten to {out}")

@@ -9,6 +9,8 @@ from mmsent.models import build_model, make_config
 from mmsent.pretrain import PretrainConfig, pretrain_text, without_eval_texts
 from mmsent.train import TensorData
 
+from test_experiments import project  # noqa: F401  (fixture: tiny project with fake features)
+
 
 def test_multiple_texts_matching_single_dev_or_test_are_removed():
     single = {"train": pd.DataFrame({"text": ["seen in train"]}),
@@ -38,3 +40,27 @@ def test_pretraining_moves_only_the_text_branch_and_lowers_its_loss():
     with pytest.raises(TypeError, match="text projection"):
         pretrain_text(build_model("late_fusion", make_config("late_fusion", {"text_dim": 8, "image_dim": 6})),
                       data, PretrainConfig(), seed=0)
+
+
+def test_a_model_with_pretrain_trains_differently_through_the_protocol(project):  # noqa: F811
+    import numpy as np
+
+    from mmsent.experiments import build_inputs, load_parts, model_specs, train_once
+    from mmsent.features import feature_path
+    from mmsent.io import save_arrays
+    from mmsent.prepare import clean_pairs
+
+    multiple = clean_pairs(project, "multiple")
+    save_arrays(feature_path(project, "fake_text", "multiple"), meta={"encoder": "fake_text"},
+                ids=multiple["id"].astype(str).to_numpy(),
+                X=np.random.default_rng(1).normal(size=(len(multiple), 6)).astype(np.float32),
+                ok=np.ones(len(multiple), bool))
+    spec = model_specs(project)["attention_fusion"]
+    parts = load_parts(project, "single")
+    config, data = build_inputs(project, spec, "single", parts)
+    plain, _ = train_once(project, spec, config, data, seed=0)
+    spec.pretrain = {"dataset": "multiple", "epochs": 2}
+    config, data = build_inputs(project, spec, "single", parts)
+    assert len(data["pretrain"].labels) == multiple["text_label"].isin(["positive", "neutral", "negative"]).sum()
+    pretrained, _ = train_once(project, spec, config, data, seed=0)
+    assert not torch.equal(plain.state_dict()["project.text.0.weight"], pretrained.state_dict()["project.text.0.weight"])

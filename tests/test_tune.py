@@ -51,6 +51,25 @@ def test_tuning_never_reads_test(tuned_project, monkeypatch):
     assert seen and all(s["test"] == 0 for s in seen)
 
 
+def test_trials_train_with_the_tuning_overrides(tuned_project):
+    tuned_project.extra["tuning"]["trial_train"] = {"epochs": 1}  # the project trains 3 epochs otherwise
+    st = tune.tune_model(tuned_project, "attention_fusion", n_trials=2)
+    assert all(max(t.intermediate_values) == 1 for t in st.trials)
+
+
+def test_the_stage_runs_studies_side_by_side_like_one_by_one(tuned_project, monkeypatch):
+    tuned_project.extra["tuning"]["models"] = ["attention_fusion", "text_head"]
+    tuned_project.extra["tuning"]["spaces"]["text_head"] = {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}
+    monkeypatch.setenv("MMSENT_WORKERS", "2")  # two spawned processes on one SQLite file
+    side_by_side = tune.run(tuned_project)
+    assert set(side_by_side) == {"attention_fusion", "text_head"}
+    assert all(s["trials"] == 3 for s in side_by_side.values())
+    tuned_project.extra["tuning"]["storage"] = "sqlite:///data/optuna_sequential.db"
+    monkeypatch.setenv("MMSENT_WORKERS", "1")
+    one_by_one = tune.run(tuned_project)
+    assert {m: s["best_params"] for m, s in one_by_one.items()} == {m: s["best_params"] for m, s in side_by_side.items()}
+
+
 def test_suggest_types_and_bad_space():
     trial = optuna.trial.FixedTrial({"a": 0.5, "b": 3, "c": "[1, 2]"})
     out = tune.suggest(trial, {"a": {"type": "float", "low": 0, "high": 1}, "b": {"type": "int", "low": 1, "high": 5},

@@ -108,6 +108,7 @@ def build(params: Params, dataset: str = "single") -> Path:
         pd.DataFrame(ens).to_markdown(index=False), "",
         *(["## Ensembles of model families (probabilities averaged over every seed of each; not single models)", "",
            pd.DataFrame(families).to_markdown(index=False), ""] if families else []),
+        *text_variant_lines(params, dataset),
         *ocr_lines(params),
         *(["## What would be needed next", "", *[f"- {item}" for item in cfg_next], ""]
           if cfg_next and not target_met(best) else []),
@@ -129,6 +130,29 @@ def target_met(best: pd.Series) -> bool:
     """Whether the dev-chosen single model reaches the target (test means over seeds)."""
     return all(float(best[col].split(" ± ")[0]) >= TARGET[key]
                for col, key in (("test accuracy", "accuracy"), ("test weighted F1", "weighted_f1")))
+
+
+def text_variant_lines(params: Params, dataset: str) -> list[str]:
+    """How many tweets each tweet-aware-text row actually changes (a row that changes none is
+    no experiment, and the reader should know it)."""
+    import emoji
+
+    from mmsent.prepare import clean_pairs
+    from mmsent.text import normalize_tweet
+
+    variants = params.features.text_variants
+    if not variants:
+        return []
+    df = clean_pairs(params, dataset)
+    changed = {name: sum(normalize_tweet(raw, params.features.text_config(params.text, name)) != text
+                         for raw, text in zip(df["text_raw"], df["text"])) for name in variants}
+    with_emoji = sum(emoji.emoji_count(t) > 0 for t in df["text_raw"])
+    return ["## Tweet-aware text", "",
+            f"Of the {len(df)} MVSA-{dataset.title()} tweets, "
+            + ", ".join(f"`{name}` ({', '.join(f'{k}: {v}' for k, v in variants[name].items())}) changes {n}"
+                        for name, n in changed.items())
+            + f" against the default normalisation. {with_emoji} of them hold an emoji character, so emoji "
+              "handling (names or characters) cannot move a number on this dataset.", ""]
 
 
 def ocr_lines(params: Params) -> list[str]:

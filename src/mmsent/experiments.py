@@ -55,6 +55,7 @@ class ModelSpec:
     train: dict[str, Any] = field(default_factory=dict)
     tuned_from: str | None = None  # use params/best_<that model>.yaml (default: its own name)
     text_variant: str | None = None  # read the tweet normalised as features.text_variants.<name> says
+    pretrain: dict[str, Any] | None = None  # text branch pre-trained on MVSA-Multiple first (mmsent.pretrain)
 
     @property
     def modalities(self) -> str:
@@ -180,6 +181,10 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
                 raise ValueError(f"models.{spec.name}: {spec.family} takes text and image only, not {sorted(dims)}")
             if dims:
                 config.extra_dims = dims  # e.g. lexicon scores, text inside the image
+        if spec.pretrain:
+            from mmsent.pretrain import pretraining_data
+
+            data["pretrain"] = pretraining_data(params, spec.inputs["text"], load_parts(params, dataset))
     elif spec.family == "finetune_fusion":
         image_spec = dataclasses.replace(spec, inputs={"image": spec.inputs["image"]})
         data, dims = feature_data(params, image_spec, dataset, parts)
@@ -207,6 +212,10 @@ def train_once(params: Params, spec: ModelSpec, config, data: dict[str, TensorDa
         model.load_imagenet()
     if hasattr(model, "load_pretrained"):
         model.load_pretrained()
+    if spec.pretrain:
+        from mmsent.pretrain import PretrainConfig, pretrain_text
+
+        pretrain_text(model, data["pretrain"], PretrainConfig(**spec.pretrain), seed)
     cfg = train_config(params, spec)
     if train_overrides:
         cfg = dataclasses.replace(cfg, **train_overrides)

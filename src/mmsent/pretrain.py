@@ -77,6 +77,6 @@ def pretrain_text(model: nn.Module, data: TensorData, config: PretrainConfig, se
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(rows)
+            total += loss.item() * len(rows)
         losses.append(total / len(y))
     return losses

@@ -136,7 +136,7 @@ def tune_model(params: Params, model: str, n_trials: int | None = None, worker: 
                 raise optuna.TrialPruned()
 
         _, history = train_once(params, spec, config, data, seed=int(cfg.get("seed", 0)),
-                                train_overrides=overrides, on_epoch=report)
+                                train_overrides={**(cfg.get("trial_train") or {}), **overrides}, on_epoch=report)
         return max(h["dev_weighted_f1"] for h in history)
 
     total = int(n_trials if n_trials is not None else cfg.get("n_trials", 20))
