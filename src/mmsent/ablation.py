@@ -137,15 +137,14 @@ def text_variant_lines(params: Params, dataset: str) -> list[str]:
     no experiment, and the reader should know it)."""
     import emoji
 
+    from mmsent.features import variant_texts
     from mmsent.prepare import clean_pairs
-    from mmsent.text import normalize_tweet
 
     variants = params.features.text_variants
     if not variants:
         return []
     df = clean_pairs(params, dataset)
-    changed = {name: sum(normalize_tweet(raw, params.features.text_config(params.text, name)) != text
-                         for raw, text in zip(df["text_raw"], df["text"])) for name in variants}
+    changed = {name: sum(v != t for v, t in zip(variant_texts(params, df, name), df["text"])) for name in variants}
     with_emoji = sum(emoji.emoji_count(t) > 0 for t in df["text_raw"])
     return ["## Tweet-aware text", "",
             f"Of the {len(df)} MVSA-{dataset.title()} tweets, "

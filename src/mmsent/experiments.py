@@ -265,13 +265,16 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
             "seconds": seconds, "facts": facts}
 
 
+def train_workers(params: Params, jobs: int, device: str = "auto") -> int:
+    """How many training jobs (seeds, tuning studies) run at once: ``train.workers`` on ``device``."""
+    return resolve_workers((params.extra.get("train") or {}).get("workers", "auto"), jobs, str(pick_device(device)))
+
+
 def seed_workers(params: Params, spec: ModelSpec) -> int:
-    """How many seeds train at once (``train.workers``; baselines are too quick to spread)."""
+    """How many seeds of ``spec`` train at once (baselines are too quick to spread)."""
     if spec.family in BASELINES:
         return 1
-    device = pick_device(train_config(params, spec).device)
-    return resolve_workers((params.extra.get("train") or {}).get("workers", "auto"), len(seeds(params)),
-                           str(device))
+    return train_workers(params, len(seeds(params)), train_config(params, spec).device)
 
 
 def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:

@@ -86,6 +86,12 @@ def encode_ocr(encoder, df: pd.DataFrame, ocr: pd.DataFrame, batch_size: int,
     return X, ok
 
 
+def variant_texts(params: Params, df: pd.DataFrame, variant: str) -> list[str]:
+    """The tweets of ``df`` (from their raw text) normalised as ``features.text_variants.<variant>`` says."""
+    text_cfg = params.features.text_config(params.text, variant)
+    return [normalize_tweet(t, text_cfg) for t in df["text_raw"]]
+
+
 def run(params: Params, progress: bool = True, only: list[str] | None = None,
         datasets: tuple[str, ...] = ("single", "multiple")) -> dict:
     """Encode every clean pair of each dataset with every configured encoder (or just the
@@ -110,9 +116,8 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
 
             X, ok = encode_ocr(encoder, df, load_ocr(params, dataset), cfg.batch_size, progress)
         else:
-            if variant:  # the raw tweet normalised another way
-                text_cfg = cfg.text_config(params.text, variant)
-                df = df.assign(text=[normalize_tweet(t, text_cfg) for t in df["text_raw"]])
+            if variant:
+                df = df.assign(text=variant_texts(params, df, variant))
             X, ok = encode_table(encoder, df, params.data.root, cfg.batch_size, progress)
         seconds = time.perf_counter() - start
         dataset = cache_name(source, dataset, variant)

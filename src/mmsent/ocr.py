@@ -127,12 +127,12 @@ def run(params: Params, dataset: str = "single", progress: bool = True, workers:
     config = OcrConfig.from_params(params)
     df = clean_pairs(params, dataset)
     n = resolve_workers(workers, len(df))
-    shares = [df.iloc[i::n] for i in range(n)]
+    bounds = [len(df) * i // n for i in range(n + 1)]
+    shares = [df.iloc[a:b] for a, b in zip(bounds, bounds[1:])]  # contiguous: joined back in order
     start = time.perf_counter()
     chunks = run_jobs(read_chunk, [(config, params.data.root, list(s["id"].astype(str)), list(s["image"]), progress and i == 0)
                                    for i, s in enumerate(shares)], n)
-    order = {pid: i for i, pid in enumerate(df["id"].astype(str))}
-    rows = sorted((r for chunk in chunks for r in chunk), key=lambda r: order[r["id"]])
+    rows = [r for chunk in chunks for r in chunk]
     unreadable = sum(r.pop("unreadable") for r in rows)
     seconds = time.perf_counter() - start
     table = pd.DataFrame(rows, columns=["id", "ocr_text", "boxes"])

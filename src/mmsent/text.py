@@ -72,16 +72,19 @@ def _emoji_to_words(text: str) -> str:
     )
 
 
+def _without_controls(text: str) -> str:
+    return "".join(" " if c in _CONTROL else c for c in text)
+
+
 def normalize_tweet(text: str, cfg: TextConfig | None = None) -> str:
     """Normalise one tweet deterministically (same input and config → same output)."""
     if not isinstance(text, str):
         raise TypeError(f"expected str, got {type(text).__name__}")
     cfg = cfg or TextConfig()
     if cfg.raw:  # the tweet as written, for the ablation row that turns normalisation off
-        return _SPACES.sub(" ", "".join(" " if c in _CONTROL else c for c in text)).strip()
+        return _SPACES.sub(" ", _without_controls(text)).strip()
     text = html.unescape(html.unescape(text))  # MVSA has doubly escaped entities (&amp;amp;)
-    text = unicodedata.normalize("NFC", text)
-    text = "".join(" " if c in _CONTROL else c for c in text)
+    text = _without_controls(unicodedata.normalize("NFC", text))
     text = _URL.sub(f" {cfg.urls} " if cfg.urls else " ", text)
     if cfg.drop_rt:
         text = _RT.sub(" ", text)

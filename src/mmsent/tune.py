@@ -22,10 +22,9 @@ import optuna
 import yaml
 
 from mmsent.config import Params
-from mmsent.device import pick_device
-from mmsent.experiments import build_inputs, load_parts, model_specs, train_once
+from mmsent.experiments import build_inputs, load_parts, model_specs, train_once, train_workers
 from mmsent.io import write_text
-from mmsent.parallel import resolve_workers, run_jobs
+from mmsent.parallel import run_jobs
 
 BEST_DIR = Path("params")
 TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "label_smoothing", "class_weights", "epochs", "patience"}
@@ -209,8 +208,7 @@ def run(params: Params) -> dict[str, Any]:
     is sequential, so its trials and best values do not depend on how many ran at once."""
     cfg = tuning_config(params)
     models = list(cfg.get("models", []))
-    device = str(pick_device((params.extra.get("train") or {}).get("device", "auto")))
-    workers = resolve_workers((params.extra.get("train") or {}).get("workers", "auto"), len(models), device)
+    workers = train_workers(params, len(models), (params.extra.get("train") or {}).get("device", "auto"))
     run_jobs(_tune_and_write, [(params, model) for model in models], workers)
     summary = {}
     for model in models:
