@@ -85,3 +85,18 @@ def test_results_report_lists_models_and_anchors(project):
     md = written["results.md"].read_text()
     assert "attention_fusion" in md and "CLMLF" in md and "theirs, not ours" in md
     assert r"\pm" in written["results.tex"].read_text()
+
+
+def test_train_per_dataset_overrides_that_dataset_only(project):
+    from mmsent.experiments import train_config
+
+    spec = model_specs(project)["text_head"]
+    spec.train_per_dataset = {"single": {"epochs": 1}}
+    assert train_config(project, spec, "single").epochs == 1
+    assert train_config(project, spec, "multiple").epochs == train_config(project, spec).epochs == 3
+    run_model(project, spec)
+    history = project.path("metrics/history/text_head_single.csv").read_text().splitlines()
+    assert len(history) == 1 + 2  # header + one epoch for each of the 2 seeds
+    spec.train_per_dataset = {"singel": {"epochs": 1}}
+    with pytest.raises(ValueError, match="singel"):
+        train_config(project, spec, "single")

@@ -73,18 +73,54 @@ def test_ocr_stage_caches_the_text(tiny_params, tiny_root):
     assert ocr.used_settings(later) == summary["settings"] and summary["settings"]["det_limit_side_len"] == 256
 
 
-def test_ocr_features_are_masked_where_no_text_was_found():
-    class Fake:
-        dim = 2
+class CountingEncoder:
+    """A text encoder that records what it was asked to encode: [length, 1] per text."""
 
-        def encode(self, items, batch_size=64, progress=False):
-            return np.array([[len(t), 1.0] for t in items], np.float32)
+    modality, dim, name = "text", 2, "fake"
+    calls: list[list[str]] = []
 
-    df = pd.DataFrame({"id": ["a", "b", "c"]})
-    found = pd.DataFrame({"id": ["a", "b"], "ocr_text": ["sale", ""]})
-    X, ok = features.encode_ocr(Fake(), df, found, 8, False)
-    assert ok.tolist() == [True, False, False]
-    assert X.tolist() == [[4.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
+    def encode(self, items, batch_size=64, progress=False):
+        CountingEncoder.calls.append(list(items))
+        return np.array([[len(t), 1.0] for t in items], np.float32).reshape(len(items), 2)
+
+
+def test_ocr_features_are_masked_where_no_text_was_found(tiny_params, monkeypatch):
+    prepare.run(tiny_params, progress=False)
+    ids = prepare.clean_pairs(tiny_params, "single")["id"].astype(str).tolist()
+    path = ocr.ocr_path(tiny_params, "single")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"id": ids[:2], "ocr_text": ["sale", ""], "boxes": [1, 0]}).to_parquet(path)
+    monkeypatch.setattr(features, "_LOADED", {})
+    monkeypatch.setattr(features, "get_encoder", lambda name, **kw: CountingEncoder())
+    tiny_params.features = dataclasses.replace(tiny_params.features, text_encoders=[], image_encoders=[],
+                                               ocr_encoders=["fake"])
+    features.run(tiny_params, progress=False)
+    cache = features.load_features(tiny_params, "fake", "single_ocr")
+    assert cache.ids.tolist() == ids
+    assert cache.ok.tolist() == [True] + [False] * (len(ids) - 1)
+    assert cache.X[0].tolist() == [4.0, 1.0] and np.abs(cache.X[1:]).sum() == 0
+
+
+def test_each_distinct_text_is_encoded_once_and_reused(tiny_params, monkeypatch):
+    """A tweet repeated within a dataset, across datasets or unchanged by a text variant is encoded
+    once, and every cache still gets its own row for every pair."""
+    prepare.run(tiny_params, progress=False)
+    monkeypatch.setattr(features, "_LOADED", {})
+    monkeypatch.setattr(features, "get_encoder", lambda name, **kw: CountingEncoder())
+    CountingEncoder.calls = []
+    tiny_params.features = dataclasses.replace(tiny_params.features, text_encoders=["fake"], image_encoders=[],
+                                               ocr_encoders=[])
+    summary = features.run(tiny_params, progress=False)
+    encoded = [t for call in CountingEncoder.calls for t in call]
+    assert len(encoded) == len(set(encoded))
+    for cache in ["single", "multiple", *(f"single_text-{v}" for v in tiny_params.features.text_variants)]:
+        feats = features.load_features(tiny_params, "fake", cache)
+        dataset = cache.split("_")[0]
+        df = prepare.clean_pairs(tiny_params, dataset)
+        texts = features.variant_texts(tiny_params, df, cache.split("-")[1]) if "-" in cache else list(df["text"])
+        assert feats.X[:, 0].tolist() == [len(t) for t in texts] and feats.ok.all()
+        assert summary[f"fake/{cache}"]["pairs"] == len(df)
+    assert sum(v["new_inputs"] for v in summary.values()) == len(encoded)
 
 
 # --------------------------------------------------------------------------- VADER

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmsent import parallel
-from mmsent.experiments import model_specs, run_model
+from mmsent.experiments import expected_seconds, model_specs, run_model, run_models
 from mmsent.io import read_json
 
 from test_experiments import project  # noqa: F401  (the tiny project with cached fake features)
@@ -48,6 +48,49 @@ def test_parallel_seeds_match_sequential_seeds(project, monkeypatch):  # noqa: F
     json.dumps(saved)  # still plain JSON
 
 
+def test_one_pool_for_several_models_matches_each_model_alone(project, monkeypatch):  # noqa: F811
+    specs = model_specs(project)
+    names = ["attention_fusion", "majority", "text_head"]
+    monkeypatch.setenv("MMSENT_WORKERS", "1")
+    alone = {name: run_model(project, specs[name]) for name in names}
+    preds = project.path("data/predictions/text_head/single/seed0.csv").read_text()
+    monkeypatch.setenv("MMSENT_WORKERS", "2")
+    pooled = run_models(project, [specs[n] for n in names])
+    assert set(pooled) == set(names)
+    for name in names:
+        for dataset, summary in alone[name].items():
+            assert pooled[name][dataset]["per_seed"] == summary["per_seed"], (name, dataset)
+            saved = read_json(project.path(f"metrics/{name}_{dataset}.json"))
+            assert [s["seed"] for s in saved["per_seed"]] == [0, 1]
+    assert project.path("data/predictions/text_head/single/seed0.csv").read_text() == preds
+
+
+def test_jobs_are_scheduled_longest_first_from_the_last_run(project):  # noqa: F811
+    assert expected_seconds(project, "never_trained", "single") == float("inf")
+    run_model(project, model_specs(project)["majority"])
+    assert 0 <= expected_seconds(project, "majority", "single") < float("inf")
+
+
 def test_a_failing_job_raises_in_the_caller():
     with pytest.raises(ZeroDivisionError):
         parallel.run_jobs(divmod, [(1, 1), (1, 0)], workers=2)
+
+
+def test_pixels_decoded_in_shares_equal_one_by_one(project, monkeypatch):  # noqa: F811
+    from mmsent.experiments import load_parts, load_pixels, pixel_data
+
+    parts = load_parts(project, "single")
+    monkeypatch.setenv("MMSENT_WORKERS", "2")
+    data = pixel_data(project, parts, 16)
+    for part, df in parts.items():
+        expected = load_pixels(project.data.root, list(df["image"]), 16)
+        assert torch.equal(data[part].inputs["pixels"], expected)
+        assert data[part].ids == list(df["id"])
+
+
+def test_share_bounds_cover_every_item_once(monkeypatch):
+    monkeypatch.setenv("MMSENT_WORKERS", "3")
+    bounds = parallel.share_bounds(10)
+    assert bounds[0][0] == 0 and bounds[-1][1] == 10 and len(bounds) == 3
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert parallel.share_bounds(0) == [(0, 0)]

@@ -41,6 +41,35 @@ def test_fast_weighted_f1_equals_scikit_learn():
     assert weighted_f1_fast(np.array([0, 0]), np.array([1, 1])) == 0
 
 
+def test_batched_weighted_f1_scores_each_row_like_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    from mmsent.stats import weighted_f1_batch
+
+    rng = np.random.default_rng(4)
+    gold, pred = rng.integers(0, 3, (30, 40)), rng.integers(0, 3, (30, 40))
+    pred[3] = 1   # a row that never predicts two of the classes
+    expected = [f1_score(g, p, average="weighted", zero_division=0) for g, p in zip(gold, pred)]
+    assert weighted_f1_batch(gold, pred) == pytest.approx(expected)
+
+
+def test_bootstrap_matches_a_loop_over_resamples():
+    """The batched bootstrap draws the same resamples as one draw per resample would."""
+    from mmsent.stats import weighted_f1_fast
+
+    rng = np.random.default_rng(5)
+    gold, pa, pb = rng.integers(0, 3, 60), rng.integers(0, 3, (3, 60)), rng.integers(0, 3, (3, 60))
+    out = paired_bootstrap(gold, pa, pb, reps=50, seed=7)
+    draw = np.random.default_rng(7)
+    loop = []
+    for _ in range(50):
+        idx = draw.integers(0, 60, 60)
+        loop.append(100 * np.mean([weighted_f1_fast(gold[idx], a[idx]) - weighted_f1_fast(gold[idx], b[idx])
+                                   for a, b in zip(pa, pb)]))
+    assert out["wf1_ci_low"] == pytest.approx(np.percentile(loop, 2.5))
+    assert out["wf1_ci_high"] == pytest.approx(np.percentile(loop, 97.5))
+
+
 def test_bootstrap_of_identical_models_is_exactly_zero():
     gold = np.array([0, 1, 2, 0, 1, 2, 0, 0])
     pred = np.stack([np.array([0, 1, 1, 0, 2, 2, 0, 1])] * 2)
@@ -79,3 +108,8 @@ def test_significance_table_and_verdicts(tmp_path, monkeypatch):
     assert sig[("strong", "weak")] and sig[("strong", "weak2")] and not sig[("weak", "weak2")]
     assert (table["mcnemar_p_holm"] >= table["mcnemar_p_median"]).all()
     assert "beats" in verdict(table.iloc[0]) and "no significant" in verdict(table.iloc[2])
+    # each model's bootstrap scores, computed once for all its pairs, give what one pair alone gives
+    alone = compare(fake["weak"], fake["weak2"], reps=200)
+    row = table[(table.model_a == "weak") & (table.model_b == "weak2")].iloc[0]
+    for key in ("acc_diff", "acc_ci_low", "acc_ci_high", "wf1_ci_low", "wf1_ci_high", "bootstrap_p_acc"):
+        assert row[key] == pytest.approx(alone[key]), key

@@ -175,10 +175,12 @@ EXPENSIVE_FAMILIES = ("finetune_fusion",)
 def run(params: Params, force: bool = False) -> Path:
     """The stage: train every ``ablation``-group model, then write the report. Expensive levers
     (end-to-end fine-tuning) that already have metrics are kept unless ``force``."""
-    from mmsent.experiments import model_specs, run_model
+    from mmsent.experiments import model_specs, run_models
 
+    todo = []
     for spec in model_specs(params).values():
         done = (params.path(METRICS_DIR) / f"{spec.name}_single.json").is_file()
         if spec.group == "ablation" and (force or not (done and spec.family in EXPENSIVE_FAMILIES)):
-            run_model(params, spec)
+            todo.append(spec)
+    run_models(params, todo)
     return build(params)

@@ -28,12 +28,12 @@ from mmsent.device import pick_device, seed_everything
 from mmsent.evaluate import aggregate, compute_metrics, predictions_frame, save_frame
 from mmsent.features import cache_name, load_features
 from mmsent.images import open_image, square_crop
-from mmsent.io import write_json
+from mmsent.io import read_json, write_json
 from mmsent.labels import LABEL2ID
 from mmsent.models import build_model, make_config
 from mmsent.models.baselines import BASELINES
 from mmsent.models.lstm import build_vocab, encode_tokens
-from mmsent.parallel import resolve_workers, run_jobs
+from mmsent.parallel import resolve_workers, run_jobs, share_bounds
 from mmsent.prepare import PREPARED_DIR
 from mmsent.text import tokenize
 from mmsent.train import TensorData, TrainConfig, fit, predict_proba, save_checkpoint
@@ -53,6 +53,7 @@ class ModelSpec:
     inputs: dict[str, str] = field(default_factory=dict)  # modality → encoder name
     options: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    train_per_dataset: dict[str, dict[str, Any]] = field(default_factory=dict)  # e.g. {multiple: {epochs: 6}}
     tuned_from: str | None = None  # use params/best_<that model>.yaml (default: its own name)
     text_variant: str | None = None  # read the tweet normalised as features.text_variants.<name> says
     pretrain: dict[str, Any] | None = None  # text branch pre-trained on MVSA-Multiple first (mmsent.pretrain)
@@ -81,9 +82,14 @@ def model_specs(params: Params) -> dict[str, ModelSpec]:
     return specs
 
 
-def train_config(params: Params, spec: ModelSpec) -> TrainConfig:
+def train_config(params: Params, spec: ModelSpec, dataset: str | None = None) -> TrainConfig:
+    """``train`` in params, then the model's ``train``, then its ``train_per_dataset[dataset]``."""
     raw = {k: v for k, v in (params.extra.get("train") or {}).items() if k not in ("seeds", "workers")}
     raw.update(spec.train)
+    unknown = set(spec.train_per_dataset) - {"single", "multiple"}
+    if unknown:
+        raise ValueError(f"models.{spec.name}.train_per_dataset: unknown dataset(s) {sorted(unknown)}")
+    raw.update(spec.train_per_dataset.get(dataset, {}) if dataset else {})
     return TrainConfig(**raw)
 
 
@@ -151,16 +157,25 @@ def add_transformer_tokens(data: dict[str, TensorData], parts: dict[str, pd.Data
         data[part].inputs["text_mask"] = torch.ones(len(df))
 
 
-def pixel_data(params: Params, parts: dict[str, pd.DataFrame], size: int) -> dict[str, TensorData]:
+def load_pixels(root: Path, images: list[str], size: int) -> torch.Tensor:
+    """uint8 (n, 3, size, size) centre-square crops of ``images`` (paths under ``root``)."""
     from torchvision.transforms import functional as F
 
-    out = {}
+    pixels = torch.zeros((len(images), 3, size, size), dtype=torch.uint8)
+    for row, rel in enumerate(images):
+        pixels[row] = F.pil_to_tensor(square_crop(open_image(root / rel), size))
+    return pixels
+
+
+def pixel_data(params: Params, parts: dict[str, pd.DataFrame], size: int) -> dict[str, TensorData]:
+    """Every split's pixels, decoded in contiguous shares on every core (the same tensors as one by one)."""
+    images = [rel for df in parts.values() for rel in df["image"]]
+    bounds = share_bounds(len(images))
+    pixels = torch.cat(run_jobs(load_pixels, [(params.data.root, images[a:b], size) for a, b in bounds], len(bounds)))
+    out, start = {}, 0
     for part, df in parts.items():
-        pixels = torch.zeros((len(df), 3, size, size), dtype=torch.uint8)
-        for row, rel in enumerate(df["image"]):
-            img = open_image(params.data.root / rel)
-            pixels[row] = F.pil_to_tensor(square_crop(img, size))
-        out[part] = TensorData({"pixels": pixels}, _labels(df), list(df["id"]))
+        out[part] = TensorData({"pixels": pixels[start:start + len(df)].clone()}, _labels(df), list(df["id"]))
+        start += len(df)
     return out
 
 
@@ -200,7 +215,8 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
 
 
 def train_once(params: Params, spec: ModelSpec, config, data: dict[str, TensorData], seed: int,
-               train_overrides: dict[str, Any] | None = None, on_epoch=None, resume: Path | None = None):
+               train_overrides: dict[str, Any] | None = None, on_epoch=None, resume: Path | None = None,
+               dataset: str | None = None):
     """Build (seeded), initialise and fit one model; returns ``(model, history)``.
 
     ``resume``: a per-epoch resume file (see :func:`mmsent.train.fit`) so a killed run continues."""
@@ -216,7 +232,7 @@ def train_once(params: Params, spec: ModelSpec, config, data: dict[str, TensorDa
         from mmsent.pretrain import PretrainConfig, pretrain_text
 
         pretrain_text(model, data["pretrain"], PretrainConfig(**spec.pretrain), seed)
-    cfg = train_config(params, spec)
+    cfg = train_config(params, spec, dataset)
     if train_overrides:
         cfg = dataclasses.replace(cfg, **train_overrides)
     history = fit(model, data["train"], data["dev"], cfg, seed=seed, on_epoch=on_epoch, resume=resume)
@@ -242,7 +258,8 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
         probs, extras, history, model = clf.predict_proba(list(parts["test"]["text"])), {}, [], None
     else:
         run_dir = params.path(MODELS_DIR) / spec.name / dataset
-        model, history = train_once(params, spec, config, data, seed, resume=run_dir / f".seed{seed}.resume.pt")
+        model, history = train_once(params, spec, config, data, seed, resume=run_dir / f".seed{seed}.resume.pt",
+                                    dataset=dataset)
         probs, extras = predict_proba(model, data["test"], device=next(model.parameters()).device)
         model.cpu()
     seconds = time.perf_counter() - start
@@ -270,40 +287,73 @@ def train_workers(params: Params, jobs: int, device: str = "auto") -> int:
     return resolve_workers((params.extra.get("train") or {}).get("workers", "auto"), jobs, str(pick_device(device)))
 
 
-def seed_workers(params: Params, spec: ModelSpec) -> int:
-    """How many seeds of ``spec`` train at once (baselines are too quick to spread)."""
-    if spec.family in BASELINES:
+def expected_seconds(params: Params, name: str, dataset: str) -> float:
+    """A seed's training time in the last run (its metrics file), for scheduling only; unknown
+    models count as the longest, so nothing slow is left for the end."""
+    path = params.path(METRICS_DIR) / f"{name}_{dataset}.json"
+    try:
+        return float(read_json(path)["train_seconds_per_seed"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return float("inf")
+
+
+def job_workers(params: Params, specs: list[ModelSpec], jobs: int) -> int:
+    """How many seed jobs of ``specs`` run at once: one per core on CPU, one when any trains on a GPU.
+    Baselines alone are too quick to be worth a process."""
+    neural = [s for s in specs if s.family not in BASELINES]
+    if not neural:
         return 1
-    return train_workers(params, len(seeds(params)), train_config(params, spec).device)
+    return min(train_workers(params, jobs, train_config(params, s).device) for s in neural)
+
+
+def summarize(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame],
+              runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write (and return) one model's metrics over its seeds, and its training curves."""
+    per_seed = [r["metrics"] for r in runs]
+    histories = [h for r in runs for h in r["history"]]
+    seconds = [r["seconds"] for r in runs]
+    summary = {
+        "model": spec.name, "family": spec.family, "dataset": dataset, "modalities": spec.modalities,
+        "encoders": spec.inputs,
+        "measured_on": (f"MVSA-{dataset.title()} {params.data.split} test split"
+                        f"{' (de-duplicated)' if params.data.dedup else ''}, n={len(parts['test'])}, "
+                        f"{spec.modalities}{' (text only: no images exist)' if dataset == 'multiple' else ''}"),
+        **aggregate(per_seed), "train_seconds_per_seed": float(np.mean(seconds)),
+        "per_seed": per_seed, **runs[-1]["facts"],
+    }
+    write_json(params.path(METRICS_DIR) / f"{spec.name}_{dataset}.json", summary)
+    if histories:
+        save_frame(pd.DataFrame(histories), params.path(METRICS_DIR) / "history" / f"{spec.name}_{dataset}.csv")
+    return summary
+
+
+def run_models(params: Params, specs: list[ModelSpec]) -> dict[str, dict[str, dict]]:
+    """All datasets × seeds of several models; writes checkpoints, predictions and metrics.
+
+    Every seed of every model is one job in a single pool (one process and thread each; see
+    :mod:`mmsent.parallel`), longest first: no core idles while another model's seeds wait.
+    Each job seeds itself, so the numbers do not depend on the order or the worker count."""
+    tasks, jobs = [], []
+    for spec in specs:
+        for dataset in spec.datasets:
+            parts = load_parts(params, dataset)
+            config, data = (None, None) if spec.family in BASELINES else build_inputs(params, spec, dataset, parts)
+            tasks.append((spec, dataset, parts))
+            jobs += [(len(tasks) - 1, (params, spec, dataset, parts, config, data, seed)) for seed in seeds(params)]
+    order = sorted(range(len(jobs)), key=lambda i: -expected_seconds(params, jobs[i][1][1].name, jobs[i][1][2]))
+    runs = run_jobs(run_seed, [jobs[i][1] for i in order], job_workers(params, specs, len(jobs)))
+    by_task: dict[int, list[dict]] = {}
+    for i, run in sorted(zip(order, runs)):  # back to job order: each task's seeds in params order
+        by_task.setdefault(jobs[i][0], []).append(run)
+    results: dict[str, dict[str, dict]] = {}
+    for t, (spec, dataset, parts) in enumerate(tasks):
+        results.setdefault(spec.name, {})[dataset] = summarize(params, spec, dataset, parts, by_task[t])
+    return results
 
 
 def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
-    """All datasets × seeds of one model; writes checkpoints, predictions and metrics.
-
-    Seeds run in parallel processes (one thread each; see :mod:`mmsent.parallel`)."""
-    results = {}
-    for dataset in spec.datasets:
-        parts = load_parts(params, dataset)
-        config, data = (None, None) if spec.family in BASELINES else build_inputs(params, spec, dataset, parts)
-        runs = run_jobs(run_seed, [(params, spec, dataset, parts, config, data, seed) for seed in seeds(params)],
-                        seed_workers(params, spec))
-        per_seed = [r["metrics"] for r in runs]
-        histories = [h for r in runs for h in r["history"]]
-        seconds = [r["seconds"] for r in runs]
-        summary = {
-            "model": spec.name, "family": spec.family, "dataset": dataset, "modalities": spec.modalities,
-            "encoders": spec.inputs,
-            "measured_on": (f"MVSA-{dataset.title()} {params.data.split} test split"
-                            f"{' (de-duplicated)' if params.data.dedup else ''}, n={len(parts['test'])}, "
-                            f"{spec.modalities}{' (text only: no images exist)' if dataset == 'multiple' else ''}"),
-            **aggregate(per_seed), "train_seconds_per_seed": float(np.mean(seconds)),
-            "per_seed": per_seed, **runs[-1]["facts"],
-        }
-        write_json(params.path(METRICS_DIR) / f"{spec.name}_{dataset}.json", summary)
-        if histories:
-            save_frame(pd.DataFrame(histories), params.path(METRICS_DIR) / "history" / f"{spec.name}_{dataset}.csv")
-        results[dataset] = summary
-    return results
+    """All datasets × seeds of one model (see :func:`run_models`)."""
+    return run_models(params, [spec])[spec.name]
 
 
 def run_group(params: Params, group: str) -> dict[str, dict]:
@@ -311,4 +361,4 @@ def run_group(params: Params, group: str) -> dict[str, dict]:
     specs = [s for s in model_specs(params).values() if s.group == group]
     if not specs:
         raise ValueError(f"no models with group {group!r} in params.yaml")
-    return {spec.name: run_model(params, spec) for spec in specs}
+    return run_models(params, specs)

@@ -13,14 +13,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mmsent.config import Params
+from mmsent.device import pick_device
 from mmsent.encoders import encoder_dirname, get_encoder
 from mmsent.io import load_arrays, read_json, save_arrays, write_json
 from mmsent.models.fusion import SOURCES
+from mmsent.parallel import resolve_workers, run_jobs, share_bounds
 from mmsent.prepare import clean_pairs
 from mmsent.text import normalize_tweet
 
@@ -66,24 +69,39 @@ def load_features(params: Params, encoder: str, dataset: str) -> FeatureSet:
     return FeatureSet(meta["encoder"], arrays["ids"].astype(str), arrays["X"], arrays["ok"])
 
 
-def encode_table(encoder, df: pd.DataFrame, root: Path, batch_size: int,
-                 progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    if encoder.modality == "text":
-        X = encoder.encode(list(df["text"]), batch_size=batch_size, progress=progress)
-        return X, np.ones(len(df), bool)
-    X = encoder.encode([root / rel for rel in df["image"]], batch_size=batch_size, progress=progress)
-    return X, encoder.last_ok.copy()
+_LOADED: dict[tuple, Any] = {}  # encoders this process has loaded: a pool worker keeps them between shares
 
 
-def encode_ocr(encoder, df: pd.DataFrame, ocr: pd.DataFrame, batch_size: int,
-               progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The text found inside each pair's image; ``ok`` is False (and the row zero) where none was."""
-    found = df["id"].astype(str).map(ocr.set_index("id")["ocr_text"]).fillna("")
-    ok = (found.str.len() > 0).to_numpy()
-    X = np.zeros((len(df), encoder.dim), np.float32)
-    if ok.any():
-        X[ok] = encoder.encode(list(found[ok]), batch_size=batch_size, progress=progress)
-    return X, ok
+def loaded_encoder(name: str, device: str, image_size: int):
+    key = (name, str(device), image_size)
+    if key not in _LOADED:
+        _LOADED[key] = get_encoder(name, device=device, image_size=image_size)
+    return _LOADED[key]
+
+
+def encode_share(name: str, device: str, image_size: int, items: list, batch_size: int,
+                 progress: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """One share of one encoder's inputs: ``(X, ok, seconds)``; ``ok`` False for unreadable images."""
+    encoder = loaded_encoder(name, device, image_size)
+    start = time.perf_counter()
+    X = np.asarray(encoder.encode(items, batch_size=batch_size, progress=progress), np.float32)
+    ok = encoder.last_ok.copy() if encoder.modality == "image" else np.ones(len(items), bool)
+    return X.reshape(len(items), encoder.dim), ok, time.perf_counter() - start
+
+
+def job_inputs(params: Params, df: pd.DataFrame, source: str, variant: str | None) -> tuple[list, np.ndarray]:
+    """What one cache encodes for the pairs of ``df``: the inputs, and which pairs have one
+    (an image without text inside has no OCR input: its row stays zero and ``ok`` False)."""
+    if source == "image":
+        return [params.data.root / rel for rel in df["image"]], np.ones(len(df), bool)
+    if source == "ocr":
+        from mmsent.ocr import load_ocr
+
+        found = df["id"].astype(str).map(load_ocr(params, "single").set_index("id")["ocr_text"]).fillna("")
+        has = (found.str.len() > 0).to_numpy()
+        return list(found[has]), has
+    texts = variant_texts(params, df, variant) if variant else list(df["text"])
+    return texts, np.ones(len(df), bool)
 
 
 def variant_texts(params: Params, df: pd.DataFrame, variant: str) -> list[str]:
@@ -95,38 +113,54 @@ def variant_texts(params: Params, df: pd.DataFrame, variant: str) -> list[str]:
 def run(params: Params, progress: bool = True, only: list[str] | None = None,
         datasets: tuple[str, ...] = ("single", "multiple")) -> dict:
     """Encode every clean pair of each dataset with every configured encoder (or just the
-    encoders in ``only``, on ``datasets``: adding one encoder leaves the other caches alone)."""
+    encoders in ``only``, on ``datasets``: adding one encoder leaves the other caches alone).
+
+    Each encoder reads each distinct input once (a tweet that MVSA-Multiple or a text variant
+    repeats is not encoded again), in contiguous shares on every core (one process and thread
+    each, the encoder loaded once per process)."""
     cfg = params.features
-    summary: dict = {}
     # (encoder, dataset, model input it feeds, text variant)
     jobs = [(name, ds, "text", None) for name in cfg.text_encoders for ds in ("single", "multiple")]
     jobs += [(name, "single", "image", None) for name in cfg.image_encoders]  # MVSA-Multiple has no images
     jobs += [(name, "single", "ocr", None) for name in cfg.ocr_encoders]  # text inside the images (ocr stage)
     jobs += [(name, "single", "text", v) for v in cfg.text_variants for name in cfg.text_encoders]
     jobs = [job for job in jobs if (not only or job[0] in only) and job[1] in datasets]
-    encoders: dict = {}
-    for name, dataset, source, variant in jobs:
-        df = clean_pairs(params, dataset)
-        if name not in encoders:
-            encoders[name] = get_encoder(name, device=cfg.device, image_size=cfg.image_size)
-        encoder = encoders[name]
-        start = time.perf_counter()
-        if source == "ocr":
-            from mmsent.ocr import load_ocr
-
-            X, ok = encode_ocr(encoder, df, load_ocr(params, dataset), cfg.batch_size, progress)
-        else:
-            if variant:
-                df = df.assign(text=variant_texts(params, df, variant))
-            X, ok = encode_table(encoder, df, params.data.root, cfg.batch_size, progress)
-        seconds = time.perf_counter() - start
-        dataset = cache_name(source, dataset, variant)
-        save_arrays(feature_path(params, name, dataset),
-                    meta={"encoder": name, "dataset": dataset, "dim": int(X.shape[1])},
-                    ids=df["id"].astype(str).to_numpy(), X=X.astype(np.float32), ok=ok)
-        summary[f"{name}/{dataset}"] = {
+    tables = {ds: clean_pairs(params, ds) for ds in {job[1] for job in jobs}}
+    inputs = {job: job_inputs(params, tables[job[1]], job[2], job[3]) for job in jobs}
+    seen: dict[str, dict] = {}  # encoder -> {input: row in its encoded rows}
+    tasks, owner = [], []  # one task per share of the inputs a job adds; the job it belongs to
+    device = pick_device(cfg.device)
+    workers = resolve_workers("auto", sum(len(items) for items, _ in inputs.values()), str(device))
+    for job in jobs:
+        rows = seen.setdefault(job[0], {})
+        new = [x for x in dict.fromkeys(inputs[job][0]) if x not in rows]
+        rows.update({x: i for i, x in enumerate(new, start=len(rows))})
+        for a, b in share_bounds(len(new), workers) if new else []:
+            tasks.append((job[0], str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0))
+            owner.append(job)
+    done = run_jobs(encode_share, tasks, workers)
+    encoded, readable = {}, {}
+    for name in seen:
+        mine = [d for t, d in zip(tasks, done) if t[0] == name]
+        dim = mine[0][0].shape[1] if mine else loaded_encoder(name, str(device), cfg.image_size).dim
+        encoded[name] = np.concatenate([X for X, _, _ in mine]) if mine else np.zeros((0, dim), np.float32)
+        readable[name] = np.concatenate([ok for _, ok, _ in mine]) if mine else np.zeros(0, bool)
+    summary: dict = {}
+    for job in jobs:
+        name, dataset, source, variant = job
+        df, (items, has) = tables[dataset], inputs[job]
+        rows = [seen[name][x] for x in items]
+        X = np.zeros((len(df), encoded[name].shape[1]), np.float32)
+        X[has] = encoded[name][rows]
+        ok = has.copy()
+        ok[has] = readable[name][rows]
+        cache = cache_name(source, dataset, variant)
+        save_arrays(feature_path(params, name, cache), meta={"encoder": name, "dataset": cache, "dim": int(X.shape[1])},
+                    ids=df["id"].astype(str).to_numpy(), X=X, ok=ok)
+        summary[f"{name}/{cache}"] = {
             "pairs": len(df), "dim": int(X.shape[1]), "unreadable_inputs": int((~ok).sum()),
-            "seconds": round(seconds, 1), "device": str(encoder.device),
+            "new_inputs": sum(len(t[3]) for t, o in zip(tasks, owner) if o == job),
+            "seconds": round(sum(d[2] for d, o in zip(done, owner) if o == job), 1), "device": str(device),
         }
     if only:  # keep what the other encoders' caches said
         path = params.path(FEATURES_DIR) / "summary.json"

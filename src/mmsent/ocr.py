@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from mmsent.config import Params, build_section
 from mmsent.images import ImageInput, ImageLoadError, open_image
 from mmsent.io import atomic_path, read_json, write_json
-from mmsent.parallel import resolve_workers, run_jobs
+from mmsent.parallel import run_jobs, share_bounds
 from mmsent.prepare import clean_pairs
 
 OCR_DIR = "data/ocr"
@@ -126,9 +126,8 @@ def run(params: Params, dataset: str = "single", progress: bool = True, workers:
     """The stage: OCR every clean pair's image of ``dataset`` once, one reader per core."""
     config = OcrConfig.from_params(params)
     df = clean_pairs(params, dataset)
-    n = resolve_workers(workers, len(df))
-    bounds = [len(df) * i // n for i in range(n + 1)]
-    shares = [df.iloc[a:b] for a, b in zip(bounds, bounds[1:])]  # contiguous: joined back in order
+    shares = [df.iloc[a:b] for a, b in share_bounds(len(df), workers)]
+    n = len(shares)
     start = time.perf_counter()
     chunks = run_jobs(read_chunk, [(config, params.data.root, list(s["id"].astype(str)), list(s["image"]), progress and i == 0)
                                    for i, s in enumerate(shares)], n)

@@ -43,6 +43,13 @@ def resolve_workers(workers: int | str | None, jobs: int, device: str = "cpu") -
     return min(count, jobs)
 
 
+def share_bounds(items: int, workers: int | str | None = "auto") -> list[tuple[int, int]]:
+    """Contiguous ``(start, stop)`` shares of ``items``, one per worker (joined back in order)."""
+    n = resolve_workers(workers, items)
+    bounds = [items * i // n for i in range(n + 1)]
+    return list(zip(bounds, bounds[1:]))
+
+
 def _single_threaded(fn: Callable[..., R], args: tuple) -> R:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

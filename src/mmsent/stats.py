@@ -46,57 +46,83 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, 
     return float(mcnemar(table, exact=True).pvalue), b, c
 
 
-def weighted_f1_fast(gold: np.ndarray, pred: np.ndarray, k: int = 3) -> float:
-    """Weighted F1 from a bincount confusion matrix: same value as scikit-learn's (tested), ~100x
-    faster, which the bootstrap needs (thousands of resamples x seeds x model pairs)."""
-    cm = np.bincount(gold * k + pred, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm).astype(float)
-    support, predicted = cm.sum(1), cm.sum(0)
+def weighted_f1_batch(gold: np.ndarray, pred: np.ndarray, k: int = 3) -> np.ndarray:
+    """Weighted F1 of each row of ``gold``/``pred`` (shape (reps, n)), from bincount confusion
+    matrices: the same values as scikit-learn's (tested), and thousands of resamples in one call,
+    which the bootstrap needs (resamples x seeds x model pairs)."""
+    gold, pred = np.atleast_2d(gold), np.atleast_2d(pred)
+    rows = len(gold)
+    codes = (np.arange(rows)[:, None] * k * k + gold * k + pred).ravel()
+    cm = np.bincount(codes, minlength=rows * k * k).reshape(rows, k, k)
+    tp = np.diagonal(cm, axis1=1, axis2=2).astype(float)
+    support, predicted = cm.sum(2), cm.sum(1)
     denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
-    return float((f1 * support).sum() / max(support.sum(), 1))
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return (f1 * support).sum(1) / np.maximum(support.sum(1), 1)
+
+
+def weighted_f1_fast(gold: np.ndarray, pred: np.ndarray, k: int = 3) -> float:
+    """Weighted F1 of one prediction vector (see weighted_f1_batch)."""
+    return float(weighted_f1_batch(gold, pred, k)[0])
+
+
+def bootstrap_scores(gold: np.ndarray, pred: np.ndarray, reps: int = 2000, seed: int = 0) -> np.ndarray:
+    """(2, seeds, reps + 1): accuracy and weighted F1 (%) of each seed's predictions (rows of
+    ``pred``) on the test examples as they are (column 0) and on ``reps`` bootstrap resamples.
+    Every model scored with the same ``seed`` sees the same resamples, so one model's scores serve
+    all its pairs (paired bootstrap), and every resample is scored at once (one index matrix)."""
+    rng = np.random.default_rng(seed)
+    n = len(gold)
+    idx = np.vstack([np.arange(n)[None, :], rng.integers(0, n, (reps, n))])
+    g = gold[idx]
+    acc = np.stack([(p[idx] == g).mean(1) for p in pred])
+    wf1 = np.stack([weighted_f1_batch(g, p[idx]) for p in pred])
+    return 100 * np.stack([acc, wf1])
+
+
+def bootstrap_difference(scores_a: np.ndarray, scores_b: np.ndarray) -> dict[str, float]:
+    """(A − B) in accuracy and weighted F1, averaged over seeds: the point difference, the 95 %
+    percentile CI over resamples and a two-sided bootstrap p for accuracy."""
+    diff = np.mean(scores_a - scores_b, axis=1)  # (2, reps + 1)
+    point, samples = diff[:, 0], diff[:, 1:]
+    acc_lo, acc_hi = np.percentile(samples[0], [2.5, 97.5])
+    wf1_lo, wf1_hi = np.percentile(samples[1], [2.5, 97.5])
+    # two-sided bootstrap p: how often the resampled difference falls on the other side of 0
+    p_acc = min(1.0, 2 * min(np.mean(samples[0] <= 0), np.mean(samples[0] >= 0)))
+    return {"acc_diff": float(point[0]), "acc_ci_low": acc_lo, "acc_ci_high": acc_hi, "bootstrap_p_acc": float(p_acc),
+            "wf1_diff": float(point[1]), "wf1_ci_low": wf1_lo, "wf1_ci_high": wf1_hi}
 
 
 def paired_bootstrap(gold: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, reps: int = 2000,
                      seed: int = 0) -> dict[str, float]:
-    """Bootstrap over examples of (A − B) in accuracy and weighted F1, averaged over seeds.
-
-    ``pred_a``/``pred_b`` are (seeds, n) label arrays for the same examples.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(gold)
-
-    def diffs(idx: np.ndarray) -> tuple[float, float]:
-        g = gold[idx]
-        acc = np.mean([(a[idx] == g).mean() - (b[idx] == g).mean() for a, b in zip(pred_a, pred_b)])
-        wf1 = np.mean([weighted_f1_fast(g, a[idx]) - weighted_f1_fast(g, b[idx]) for a, b in zip(pred_a, pred_b)])
-        return 100 * acc, 100 * wf1
-
-    point = diffs(np.arange(n))
-    samples = np.array([diffs(rng.integers(0, n, n)) for _ in range(reps)])
-    acc_lo, acc_hi = np.percentile(samples[:, 0], [2.5, 97.5])
-    wf1_lo, wf1_hi = np.percentile(samples[:, 1], [2.5, 97.5])
-    # two-sided bootstrap p: how often the resampled difference falls on the other side of 0
-    p_acc = min(1.0, 2 * min(np.mean(samples[:, 0] <= 0), np.mean(samples[:, 0] >= 0)))
-    return {"acc_diff": point[0], "acc_ci_low": acc_lo, "acc_ci_high": acc_hi, "bootstrap_p_acc": float(p_acc),
-            "wf1_diff": point[1], "wf1_ci_low": wf1_lo, "wf1_ci_high": wf1_hi}
+    """Bootstrap over examples of (A − B); ``pred_a``/``pred_b`` are (seeds, n) label arrays for the same examples."""
+    return bootstrap_difference(bootstrap_scores(gold, pred_a, reps, seed), bootstrap_scores(gold, pred_b, reps, seed))
 
 
-def compare(a: dict[int, pd.DataFrame], b: dict[int, pd.DataFrame], reps: int = 2000) -> dict[str, float]:
+def _arrays(preds: dict[int, pd.DataFrame], seeds: list[int]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    ids = preds[seeds[0]]["id"].tolist()
+    if any(preds[s]["id"].tolist() != ids for s in seeds):
+        raise ValueError("predictions are not on the same examples in the same order")
+    gold = preds[seeds[0]]["gold"].map(LABEL2ID).to_numpy()
+    return ids, gold, np.stack([preds[s]["predicted"].map(LABEL2ID).to_numpy() for s in seeds])
+
+
+def compare(a: dict[int, pd.DataFrame], b: dict[int, pd.DataFrame], reps: int = 2000,
+            scores: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+    """Every test of the module for two models' predictions over their common seeds.
+    ``scores``: both models' :func:`bootstrap_scores` on those seeds, when already computed."""
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise ValueError("the two models share no seeds")
-    ids = a[seeds[0]]["id"].tolist()
-    for s in seeds:
-        if a[s]["id"].tolist() != ids or b[s]["id"].tolist() != ids:
-            raise ValueError("predictions are not on the same examples in the same order")
-    gold = a[seeds[0]]["gold"].map(LABEL2ID).to_numpy()
-    pa = np.stack([a[s]["predicted"].map(LABEL2ID).to_numpy() for s in seeds])
-    pb = np.stack([b[s]["predicted"].map(LABEL2ID).to_numpy() for s in seeds])
+    ids_a, gold, pa = _arrays(a, seeds)
+    ids_b, _, pb = _arrays(b, seeds)
+    if ids_a != ids_b:
+        raise ValueError("predictions are not on the same examples in the same order")
     mc = [mcnemar_exact(x == gold, y == gold) for x, y in zip(pa, pb)]
     acc_a, acc_b = 100 * (pa == gold).mean(1), 100 * (pb == gold).mean(1)
     d = acc_a - acc_b
-    out = {"seeds": len(seeds), "n": len(gold), **paired_bootstrap(gold, pa, pb, reps),
+    boot = bootstrap_difference(*scores) if scores else paired_bootstrap(gold, pa, pb, reps)
+    out = {"seeds": len(seeds), "n": len(gold), **boot,
            "mcnemar_p_median": float(np.median([m[0] for m in mc])),
            "mcnemar_p_max": float(np.max([m[0] for m in mc])),
            "discordant_a_only": float(np.mean([m[1] for m in mc])), "discordant_b_only": float(np.mean([m[2] for m in mc]))}
@@ -112,7 +138,17 @@ def compare(a: dict[int, pd.DataFrame], b: dict[int, pd.DataFrame], reps: int = 
 def significance_table(params: Params, models: list[str], dataset: str = "single", alpha: float = 0.05,
                        reps: int = 2000) -> pd.DataFrame:
     preds = {m: load_predictions(params, m, dataset) for m in models}
-    rows = [{"model_a": a, "model_b": b, **compare(preds[a], preds[b], reps)}
+    scores = {}  # each model's bootstrap scores once, for all its pairs
+    for m in models:
+        seeds = sorted(preds[m])
+        _, gold, pred = _arrays(preds[m], seeds)
+        scores[m] = dict(zip(seeds, bootstrap_scores(gold, pred, reps).transpose(1, 0, 2)))
+
+    def pair(a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+        common = sorted(set(scores[a]) & set(scores[b]))
+        return tuple(np.stack([scores[m][s] for s in common], axis=1) for m in (a, b))
+
+    rows = [{"model_a": a, "model_b": b, **compare(preds[a], preds[b], reps, scores=pair(a, b))}
             for a, b in itertools.combinations(models, 2)]
     df = pd.DataFrame(rows)
     df["mcnemar_p_holm"] = multipletests(df["mcnemar_p_median"], alpha=alpha, method="holm")[1]

@@ -22,7 +22,7 @@ import optuna
 import yaml
 
 from mmsent.config import Params
-from mmsent.experiments import build_inputs, load_parts, model_specs, train_once, train_workers
+from mmsent.experiments import build_inputs, expected_seconds, load_parts, model_specs, train_once, train_workers
 from mmsent.io import write_text
 from mmsent.parallel import run_jobs
 
@@ -135,7 +135,8 @@ def tune_model(params: Params, model: str, n_trials: int | None = None, worker: 
                 raise optuna.TrialPruned()
 
         _, history = train_once(params, spec, config, data, seed=int(cfg.get("seed", 0)),
-                                train_overrides={**(cfg.get("trial_train") or {}), **overrides}, on_epoch=report)
+                                train_overrides={**(cfg.get("trial_train") or {}), **overrides}, on_epoch=report,
+                                dataset=dataset)
         return max(h["dev_weighted_f1"] for h in history)
 
     total = int(n_trials if n_trials is not None else cfg.get("n_trials", 20))
@@ -205,11 +206,14 @@ def run(params: Params) -> dict[str, Any]:
     """The stage: every model in ``tuning.models``; writes the best-params files and figures.
 
     Studies run side by side, one process and one thread each (``train.workers``); each study
-    is sequential, so its trials and best values do not depend on how many ran at once."""
+    is sequential, so its trials and best values do not depend on how many ran at once. The
+    slowest model's study starts first (by its last training time), so it does not run alone at the end."""
     cfg = tuning_config(params)
     models = list(cfg.get("models", []))
+    dataset = cfg.get("dataset", "single")
+    slowest_first = sorted(models, key=lambda m: -expected_seconds(params, m, dataset))
     workers = train_workers(params, len(models), (params.extra.get("train") or {}).get("device", "auto"))
-    run_jobs(_tune_and_write, [(params, model) for model in models], workers)
+    run_jobs(_tune_and_write, [(params, model) for model in slowest_first], workers)
     summary = {}
     for model in models:
         st = study(params, model)

@@ -1,0 +1,46 @@
+"""dvc.yaml and params.yaml agree: every model a stage trains is one of its outputs, and every
+stage that reads all models' results depends on all of them (else `dvc repro` skips a rerun)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmsent.config import load_params
+from mmsent.experiments import model_specs
+
+REPO = Path(__file__).resolve().parents[1]
+STAGE_OF_GROUP = {"text": "text_models", "image": "image_models", "fusion": "fusion_models", "ablation": "ablation"}
+
+
+@pytest.fixture(scope="module")
+def dag():
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+@pytest.fixture(scope="module")
+def specs():
+    return model_specs(load_params(REPO / "params.yaml"))
+
+
+def paths(entries) -> set[str]:
+    return {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
+
+
+def test_each_training_stage_declares_its_models_outputs(dag, specs):
+    for name, spec in specs.items():
+        stage = dag[STAGE_OF_GROUP[spec.group]]
+        outs, metrics = paths(stage.get("outs")), paths(stage.get("metrics"))
+        assert f"data/predictions/{name}" in outs, (name, stage["cmd"])
+        for dataset in spec.datasets:
+            assert f"metrics/{name}_{dataset}.json" in metrics, (name, dataset)
+
+
+def test_stages_that_read_every_model_depend_on_every_model(dag, specs):
+    results, statistics, ship = (paths(dag[s]["deps"]) for s in ("results", "statistics", "ship"))
+    for name, spec in specs.items():
+        for dataset in spec.datasets:
+            assert f"metrics/{name}_{dataset}.json" in results, ("results", name)
+        assert f"data/predictions/{name}" in statistics, ("statistics", name)
+        if spec.group in ("fusion", "ablation"):  # the ship stage chooses among these
+            assert f"models/{name}" in ship and f"metrics/{name}_single.json" in ship, ("ship", name)
