@@ -199,6 +199,8 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
         if spec.pretrain:
             from mmsent.pretrain import pretraining_data
 
+            # the full dev and test splits, not ``parts``: tuning passes an empty test part, and
+            # Multiple texts matching a Single test text must go whoever asks
             data["pretrain"] = pretraining_data(params, spec.inputs["text"], load_parts(params, dataset))
     elif spec.family == "finetune_fusion":
         image_spec = dataclasses.replace(spec, inputs={"image": spec.inputs["image"]})
@@ -333,20 +335,20 @@ def run_models(params: Params, specs: list[ModelSpec]) -> dict[str, dict[str, di
     Every seed of every model is one job in a single pool (one process and thread each; see
     :mod:`mmsent.parallel`), longest first: no core idles while another model's seeds wait.
     Each job seeds itself, so the numbers do not depend on the order or the worker count."""
-    tasks, jobs = [], []
+    tasks = []  # (spec, dataset, parts, config, data): one per model and dataset
     for spec in specs:
         for dataset in spec.datasets:
             parts = load_parts(params, dataset)
             config, data = (None, None) if spec.family in BASELINES else build_inputs(params, spec, dataset, parts)
-            tasks.append((spec, dataset, parts))
-            jobs += [(len(tasks) - 1, (params, spec, dataset, parts, config, data, seed)) for seed in seeds(params)]
-    order = sorted(range(len(jobs)), key=lambda i: -expected_seconds(params, jobs[i][1][1].name, jobs[i][1][2]))
-    runs = run_jobs(run_seed, [jobs[i][1] for i in order], job_workers(params, specs, len(jobs)))
+            tasks.append((spec, dataset, parts, config, data))
+    cost = [expected_seconds(params, spec.name, dataset) for spec, dataset, *_ in tasks]
+    jobs = sorted(((t, seed) for t in range(len(tasks)) for seed in seeds(params)), key=lambda job: -cost[job[0]])
+    runs = run_jobs(run_seed, [(params, *tasks[t], seed) for t, seed in jobs], job_workers(params, specs, len(jobs)))
     by_task: dict[int, list[dict]] = {}
-    for i, run in sorted(zip(order, runs)):  # back to job order: each task's seeds in params order
-        by_task.setdefault(jobs[i][0], []).append(run)
+    for (t, _), run in zip(jobs, runs):  # a stable sort: each task's seeds stay in params order
+        by_task.setdefault(t, []).append(run)
     results: dict[str, dict[str, dict]] = {}
-    for t, (spec, dataset, parts) in enumerate(tasks):
+    for t, (spec, dataset, parts, _, _) in enumerate(tasks):
         results.setdefault(spec.name, {})[dataset] = summarize(params, spec, dataset, parts, by_task[t])
     return results
 

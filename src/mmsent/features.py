@@ -128,6 +128,7 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
     tables = {ds: clean_pairs(params, ds) for ds in {job[1] for job in jobs}}
     inputs = {job: job_inputs(params, tables[job[1]], job[2], job[3]) for job in jobs}
     seen: dict[str, dict] = {}  # encoder -> {input: row in its encoded rows}
+    added = {}  # job -> how many distinct inputs it adds to its encoder's rows
     tasks, owner = [], []  # one task per share of the inputs a job adds; the job it belongs to
     device = pick_device(cfg.device)
     workers = resolve_workers("auto", sum(len(items) for items, _ in inputs.values()), str(device))
@@ -135,10 +136,14 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
         rows = seen.setdefault(job[0], {})
         new = [x for x in dict.fromkeys(inputs[job][0]) if x not in rows]
         rows.update({x: i for i, x in enumerate(new, start=len(rows))})
+        added[job] = len(new)
         for a, b in share_bounds(len(new), workers) if new else []:
             tasks.append((job[0], str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0))
             owner.append(job)
     done = run_jobs(encode_share, tasks, workers)
+    spent = dict.fromkeys(jobs, 0.0)  # CPU seconds (one thread) each job's shares took
+    for job, (_, _, seconds) in zip(owner, done):
+        spent[job] += seconds
     encoded, readable = {}, {}
     for name in seen:
         mine = [d for t, d in zip(tasks, done) if t[0] == name]
@@ -159,8 +164,7 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
                     ids=df["id"].astype(str).to_numpy(), X=X, ok=ok)
         summary[f"{name}/{cache}"] = {
             "pairs": len(df), "dim": int(X.shape[1]), "unreadable_inputs": int((~ok).sum()),
-            "new_inputs": sum(len(t[3]) for t, o in zip(tasks, owner) if o == job),
-            "seconds": round(sum(d[2] for d, o in zip(done, owner) if o == job), 1), "device": str(device),
+            "new_inputs": added[job], "seconds": round(spent[job], 1), "device": str(device),
         }
     if only:  # keep what the other encoders' caches said
         path = params.path(FEATURES_DIR) / "summary.json"
