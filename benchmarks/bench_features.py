@@ -1,6 +1,8 @@
 """Feature-extraction throughput (pairs/s) of each backbone on real MVSA-Single pairs.
 
-Run: python benchmarks/bench_features.py [--n-text 512] [--n-images 256]
+Run: python benchmarks/bench_features.py [--n-text 512] [--n-images 256] [--profile full]
+(``--profile full`` adds that profile's encoders: all-mpnet-base-v2, the MVSA-Multiple-adapted
+MiniLM, flip test-time-augmented EfficientNet; run `make mpnet` and `mmsent adapt --profile full` first)
 Writes the "Feature extraction" section of reports/benchmarks.md.
 """
 
@@ -21,8 +23,9 @@ def main() -> None:
     ap.add_argument("--n-text", type=int, default=512)
     ap.add_argument("--n-images", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--profile", default=None, help="profile from params.yaml whose encoders to time")
     args = ap.parse_args()
-    params = load_params()
+    params = load_params(profile=args.profile)
     pairs = read_single(params.data.root)
     rows = []
     jobs = [(name, [p.text for p in pairs[: args.n_text]]) for name in params.features.text_encoders]

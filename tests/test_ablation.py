@@ -40,3 +40,16 @@ def test_multitask_lever_reaches_the_trained_model(project):  # noqa: F811
 
     model, payload = load_checkpoint(project.path("models/fusion_aux/single/seed0.pt"))
     assert payload["config"]["aux_weight"] == 0.5 and hasattr(model, "aux")
+
+
+def test_only_trains_the_named_levers_and_leaves_the_other_rows_results(project):  # noqa: F811
+    for name in ("lever_a", "lever_b"):
+        project.extra["models"][name] = {
+            "family": "attention_fusion", "group": "ablation", "inputs": {"text": "fake_text", "image": "fake_image"},
+            "options": {"d_model": 8, "hidden": [8]}}
+    project.extra["ablation"] = {"rows": [{"lever": "a", "model": "lever_a"}, {"lever": "b", "model": "lever_b"}]}
+    metrics = project.path("metrics")
+    ablation.run(project, only=["lever_b"])
+    assert not (metrics / "lever_a_single.json").exists() and (metrics / "lever_b_single.json").is_file()
+    with pytest.raises(KeyError, match="not ablation models"):
+        ablation.run(project, only=["attention_fusion"])  # a fusion-stage model, not an ablation lever

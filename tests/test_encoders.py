@@ -50,6 +50,17 @@ def test_efficientnet_lite0_features_and_bad_images(tmp_path):
     assert np.abs(X[0]).sum() > 0 and np.array_equal(X[0], X[3]) and not X[1].any()
 
 
+def test_flip_tta_features_are_the_mean_of_the_image_and_its_mirror(tmp_path):
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[:, :20] = (250, 200, 10)  # asymmetric: the mirror image gives other features
+    plain = get_encoder("efficientnet_lite0", device="cpu", image_size=64)
+    flip = get_encoder("efficientnet_lite0_flip", device="cpu", image_size=64)
+    X, X_mirror, X_tta = plain.encode([img]), plain.encode([img[:, ::-1].copy()]), flip.encode([img])
+    assert flip.name == "efficientnet_lite0_flip" and flip.dim == 1280
+    assert np.allclose(X_tta, (X + X_mirror) / 2, atol=1e-4)
+    assert np.abs(X_tta - X).max() > 1e-3  # the augmentation is applied, not skipped
+
+
 def test_torchvision_encoder_needs_weights_and_loads_them_from_a_path(tmp_path, monkeypatch):
     import torchvision
 

@@ -28,3 +28,21 @@ def test_arrays_round_trip_and_corruption_is_detected(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(CacheCorruptError):
         load_arrays(path)
+
+
+def test_replace_dir_swaps_a_folder_and_keeps_the_old_one_if_the_new_one_is_missing(tmp_path):
+    from mmsent.io import replace_dir
+
+    target, built = tmp_path / "model", tmp_path / "built"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    built.mkdir()
+    (built / "new.txt").write_text("new")
+    replace_dir(built, target)
+    assert [p.name for p in target.iterdir()] == ["new.txt"] and not built.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # nothing left aside
+    import pytest
+
+    with pytest.raises(FileNotFoundError):
+        replace_dir(tmp_path / "never-built", target)
+    assert (target / "new.txt").read_text() == "new"

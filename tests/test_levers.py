@@ -255,6 +255,23 @@ def test_family_ensemble_averages_every_seed_of_every_member(project):  # noqa: 
     assert ablation.target_met(best) and not ablation.target_met({**best, "test weighted F1": "73.9 ± 1"})
 
 
+def test_text_variants_are_encoded_only_by_the_variant_encoders(tiny_params):
+    prepare.run(tiny_params, progress=False)
+    cfg = tiny_params.features
+    cfg.text_encoders, cfg.image_encoders, cfg.ocr_encoders = ["vader", "vader_copy"], [], []
+    cfg.variant_encoders = ["vader"]
+    import mmsent.encoders as encoders
+
+    encoders._BUILTIN["vader_copy"] = encoders._BUILTIN["vader"]  # a second cheap text encoder
+    try:
+        summary = features.run(tiny_params, progress=False, datasets=("single",))
+    finally:
+        del encoders._BUILTIN["vader_copy"]
+    variants = {k for k in summary if "_text-" in k}
+    assert variants == {f"vader/single_text-{v}" for v in tiny_params.features.text_variants} != set()
+    assert "vader_copy/single" in summary
+
+
 def test_features_for_one_added_encoder_leave_the_other_caches_alone(tiny_params):
     prepare.run(tiny_params, progress=False)
     other = feature_path(tiny_params, "minilm", "single")

@@ -110,6 +110,7 @@ def build(params: Params, dataset: str = "single") -> Path:
            pd.DataFrame(families).to_markdown(index=False), ""] if families else []),
         *text_variant_lines(params, dataset),
         *ocr_lines(params),
+        *adapt_lines(params, table),
         *(["## What would be needed next", "", *[f"- {item}" for item in cfg_next], ""]
           if cfg_next and not target_met(best) else []),
         "## De-duplicated test split", "",
@@ -169,18 +170,46 @@ def ocr_lines(params: Params) -> list[str]:
             f"one thread each). Images without text have the OCR input masked.", ""]
 
 
+def adapt_lines(params: Params, table: pd.DataFrame) -> list[str]:
+    """What the MVSA-Multiple-adapted MiniLM was trained on and what it cost (once, not per seed),
+    when a row reads it."""
+    from mmsent.adapt import SUMMARY, adapt_config
+    from mmsent.experiments import model_specs
+
+    dest = adapt_config(params).dest
+    specs = model_specs(params)
+    readers = [m for m in table["model"] if m in specs and f"st:{dest}" in specs[m].inputs.values()] if len(table) else []
+    path = params.path(dest) / SUMMARY
+    if not readers or not path.is_file():
+        return []
+    s = read_json(path)
+    cfg = s["config"]
+    return ["## MiniLM adapted on MVSA-Multiple", "",
+            f"`{', '.join(readers)}` read{'s' if len(readers) == 1 else ''} MiniLM fine-tuned ({cfg['epochs']} epoch(s), "
+            f"LR {cfg['lr']:g}, mean-pooled, through a throw-away linear head) on {s['texts']} MVSA-Multiple text labels "
+            f"({', '.join(f'{k} {v}' for k, v in s['label_counts'].items())}; {s['removed_as_single_dev_test']} texts "
+            f"matching an MVSA-Single dev/test text removed first), then frozen. Trained once in "
+            f"{s['seconds'] / 60:.1f} min on {s['device']} (`mmsent adapt`); the row's CPU seconds leave it out.", ""]
+
+
 EXPENSIVE_FAMILIES = ("finetune_fusion",)
 
 
-def run(params: Params, force: bool = False) -> Path:
-    """The stage: train every ``ablation``-group model, then write the report. Expensive levers
-    (end-to-end fine-tuning) that already have metrics are kept unless ``force``."""
+def run(params: Params, force: bool = False, only: list[str] | None = None) -> Path:
+    """The stage: train every ``ablation``-group model (or those in ``only``: e.g. a profile's
+    own levers, leaving the default rows' results as they are), then write the report.
+    Expensive levers (end-to-end fine-tuning) that already have metrics are kept unless ``force``."""
     from mmsent.experiments import model_specs, run_models
 
+    specs = model_specs(params)
+    unknown = sorted(set(only or []) - {n for n, s in specs.items() if s.group == "ablation"})
+    if unknown:
+        raise KeyError(f"not ablation models in params.yaml: {unknown}")
     todo = []
-    for spec in model_specs(params).values():
+    for spec in specs.values():
         done = (params.path(METRICS_DIR) / f"{spec.name}_single.json").is_file()
-        if spec.group == "ablation" and (force or not (done and spec.family in EXPENSIVE_FAMILIES)):
+        wanted = spec.group == "ablation" and (only is None or spec.name in only)
+        if wanted and (force or not (done and spec.family in EXPENSIVE_FAMILIES)):
             todo.append(spec)
     run_models(params, todo)
     return build(params)

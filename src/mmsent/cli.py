@@ -99,11 +99,12 @@ def ship(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt
 
 @app.command()
 def ablation(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt,
-             force: bool = typer.Option(False, help="also retrain expensive levers that already have results")) -> None:
+             force: bool = typer.Option(False, help="also retrain expensive levers that already have results"),
+             only: list[str] = typer.Option([], help="train only this model (repeatable); the others' results stay")) -> None:
     """Train the ablation models and write the ablation report."""
     from mmsent import ablation as stage
 
-    typer.echo(str(stage.run(load_params(params, profile=profile), force=force)))
+    typer.echo(str(stage.run(load_params(params, profile=profile), force=force, only=only or None)))
 
 
 @app.command()
@@ -237,6 +238,17 @@ def check_reproducible(out: Path = typer.Option(Path("runs/repro"), help="the tw
     summary = check(out, profile, set_, only or None, tol=tol, echo=typer.echo)
     typer.echo(json.dumps(summary, indent=2))
     raise typer.Exit(0 if summary["identical"] else 1)
+
+
+@app.command()
+def adapt(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
+    """Fine-tune MiniLM on MVSA-Multiple's text labels into adapt.dest (full profile lever)."""
+    from mmsent import adapt as stage
+
+    p = load_params(params, profile=profile)
+    summary = stage.run(p)
+    typer.echo(json.dumps({"encoder": f"st:{stage.adapt_config(p).dest}",
+                           **{k: summary[k] for k in ("texts", "removed_as_single_dev_test", "seconds")}}))
 
 
 @app.command("install-mpnet")

@@ -62,9 +62,11 @@ class FeaturesConfig:
     text_encoders: list[str] = field(default_factory=lambda: ["minilm"])
     image_encoders: list[str] = field(default_factory=lambda: ["efficientnet_lite0"])
     ocr_encoders: list[str] = field(default_factory=list)  # text encoders for the text found inside images
-    # other text normalisations (name → overrides of the text section), each encoded by every
-    # text encoder on MVSA-Single for the tweet-aware-text ablation rows (models' text_variant)
+    # other text normalisations (name → overrides of the text section), each encoded on
+    # MVSA-Single for the tweet-aware-text ablation rows (models' text_variant) by every text
+    # encoder that variant_encoders also names (None: every text encoder)
     text_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variant_encoders: list[str] | None = None
     image_size: int = 224
 
     def __post_init__(self) -> None:

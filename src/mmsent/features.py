@@ -123,7 +123,8 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
     jobs = [(name, ds, "text", None) for name in cfg.text_encoders for ds in ("single", "multiple")]
     jobs += [(name, "single", "image", None) for name in cfg.image_encoders]  # MVSA-Multiple has no images
     jobs += [(name, "single", "ocr", None) for name in cfg.ocr_encoders]  # text inside the images (ocr stage)
-    jobs += [(name, "single", "text", v) for v in cfg.text_variants for name in cfg.text_encoders]
+    variant_encoders = [n for n in cfg.text_encoders if cfg.variant_encoders is None or n in cfg.variant_encoders]
+    jobs += [(name, "single", "text", v) for v in cfg.text_variants for name in variant_encoders]
     jobs = [job for job in jobs if (not only or job[0] in only) and job[1] in datasets]
     tables = {ds: clean_pairs(params, ds) for ds in {job[1] for job in jobs}}
     inputs = {job: job_inputs(params, tables[job[1]], job[2], job[3]) for job in jobs}

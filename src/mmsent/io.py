@@ -36,6 +36,30 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def replace_dir(built: str | Path, target: str | Path) -> Path:
+    """Move the finished folder ``built`` to ``target`` by renames only: the old folder is moved
+    aside first and removed last, so a crash leaves either the old or the new folder in place."""
+    import shutil
+
+    built, target = Path(built), Path(target)
+    if not built.is_dir():
+        raise FileNotFoundError(f"no built folder at {built}; {target} is left as it was")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    try:
+        os.replace(built, target)
+    except BaseException:
+        if old.exists() and not target.exists():
+            os.replace(old, target)  # put the last good folder back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
 def write_text(target: str | Path, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")

