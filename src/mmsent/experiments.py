@@ -41,7 +41,7 @@ from mmsent.train import TensorData, TrainConfig, fit, predict_proba, save_check
 MODELS_DIR = Path("models")
 METRICS_DIR = Path("metrics")
 PREDICTIONS_DIR = Path("data/predictions")
-FEATURE_FAMILIES = ("mlp_head", "concat_fusion", "attention_fusion", "late_fusion")
+FEATURE_FAMILIES = ("mlp_head", "concat_fusion", "attention_fusion", "late_fusion", "crossmodal_fusion")
 
 
 @dataclass
@@ -123,12 +123,12 @@ def feature_data(params: Params, spec: ModelSpec, dataset: str,
         inputs = {}
         for modality, feats in cache.items():
             X, ok = feats.select(df["id"])
-            inputs[modality] = torch.from_numpy(X)
+            inputs[modality] = torch.from_numpy(X.astype(np.float32, copy=False))  # token/region caches are float16
             inputs[f"{modality}_mask"] = torch.from_numpy(ok.astype(np.float32))
         for modality in ("text", "image"):  # per-modality labels, for multi-task heads
             inputs[f"{modality}_label"] = torch.tensor(df[f"{modality}_label"].map(LABEL2ID).to_numpy(np.int64), dtype=torch.long)
         out[part] = TensorData(inputs, _labels(df), list(df["id"]))
-    return out, {m: int(f.X.shape[1]) for m, f in cache.items()}
+    return out, {m: int(f.X.shape[-1]) for m, f in cache.items()}
 
 
 def token_data(parts: dict[str, pd.DataFrame], config) -> dict[str, TensorData]:
@@ -192,6 +192,9 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
             (config.input, config.input_dim), = dims.items()
         else:
             config.text_dim, config.image_dim = dims.pop("text"), dims.pop("image")
+            for key in ("tokens", "regions"):  # cross-modal attention's per-token / per-region inputs
+                if key in dims and hasattr(config, f"{key}_dim"):
+                    setattr(config, f"{key}_dim", dims.pop(key))
             if dims and not hasattr(config, "extra_dims"):
                 raise ValueError(f"models.{spec.name}: {spec.family} takes text and image only, not {sorted(dims)}")
             if dims:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from mmsent.config import Params
 from mmsent.device import pick_device
-from mmsent.encoders import encoder_dirname, get_encoder
+from mmsent.encoders import encoder_dirname, get_encoder, item_shape
 from mmsent.io import load_arrays, read_json, save_arrays, write_json
 from mmsent.models.fusion import SOURCES
 from mmsent.parallel import resolve_workers, run_jobs, share_bounds
@@ -86,7 +86,7 @@ def encode_share(name: str, device: str, image_size: int, items: list, batch_siz
     start = time.perf_counter()
     X = np.asarray(encoder.encode(items, batch_size=batch_size, progress=progress), np.float32)
     ok = encoder.last_ok.copy() if encoder.modality == "image" else np.ones(len(items), bool)
-    return X.reshape(len(items), encoder.dim), ok, time.perf_counter() - start
+    return X.reshape(len(items), *item_shape(encoder)), ok, time.perf_counter() - start
 
 
 def job_inputs(params: Params, df: pd.DataFrame, source: str, variant: str | None) -> tuple[list, np.ndarray]:
@@ -148,23 +148,25 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
     encoded, readable = {}, {}
     for name in seen:
         mine = [d for t, d in zip(tasks, done) if t[0] == name]
-        dim = mine[0][0].shape[1] if mine else loaded_encoder(name, str(device), cfg.image_size).dim
-        encoded[name] = np.concatenate([X for X, _, _ in mine]) if mine else np.zeros((0, dim), np.float32)
+        shape = mine[0][0].shape[1:] if mine else item_shape(loaded_encoder(name, str(device), cfg.image_size))
+        encoded[name] = np.concatenate([X for X, _, _ in mine]) if mine else np.zeros((0, *shape), np.float32)
         readable[name] = np.concatenate([ok for _, ok, _ in mine]) if mine else np.zeros(0, bool)
     summary: dict = {}
     for job in jobs:
         name, dataset, source, variant = job
         df, (items, has) = tables[dataset], inputs[job]
         rows = [seen[name][x] for x in items]
-        X = np.zeros((len(df), encoded[name].shape[1]), np.float32)
+        X = np.zeros((len(df), *encoded[name].shape[1:]), np.float32)
         X[has] = encoded[name][rows]
+        if X.ndim == 3:  # token / region vectors: half the disk and memory, ample precision
+            X = X.astype(np.float16)
         ok = has.copy()
         ok[has] = readable[name][rows]
         cache = cache_name(source, dataset, variant)
-        save_arrays(feature_path(params, name, cache), meta={"encoder": name, "dataset": cache, "dim": int(X.shape[1])},
+        save_arrays(feature_path(params, name, cache), meta={"encoder": name, "dataset": cache, "dim": int(X.shape[-1])},
                     ids=df["id"].astype(str).to_numpy(), X=X, ok=ok)
         summary[f"{name}/{cache}"] = {
-            "pairs": len(df), "dim": int(X.shape[1]), "unreadable_inputs": int((~ok).sum()),
+            "pairs": len(df), "dim": int(X.shape[-1]), "unreadable_inputs": int((~ok).sum()),
             "new_inputs": added[job], "seconds": round(spent[job], 1), "device": str(device),
         }
     if only:  # keep what the other encoders' caches said

@@ -23,7 +23,7 @@ import torch
 
 from mmsent.config import TextConfig
 from mmsent.device import pick_device
-from mmsent.encoders import get_encoder
+from mmsent.encoders import get_encoder, item_shape
 from mmsent.images import ImageInput, ImageLoadError, open_image
 from mmsent.models.fusion import MODALITIES, SOURCES
 from mmsent.text import normalize_tweet
@@ -139,8 +139,9 @@ class Pipeline:
         for modality in self.modalities:
             source = SOURCES.get(modality, modality)
             present = [i for i, it in enumerate(items) if getattr(it, source) is not None]
-            dim = int(self.encoder(modality).dim) if present else self._dim(modality)
-            X = torch.zeros((n, dim))
+            # token / region encoders give (positions, dim) per item; an absent one is one zero row
+            shape = item_shape(self.encoder(modality)) if present else (self._dim(modality),)
+            X = torch.zeros((n, *shape))
             if present:
                 X[present] = torch.from_numpy(self.encoder(modality).encode([getattr(items[i], source) for i in present]))
             mask = torch.zeros(n)

@@ -13,6 +13,7 @@ from torch import nn
 
 from mmsent.models.fusion import (AttentionFusion, AttentionFusionConfig, ConcatFusion,
                                   ConcatFusionConfig, LateFusion, LateFusionConfig)
+from mmsent.models.crossmodal import CrossModalFusion, CrossModalFusionConfig
 from mmsent.models.densenet import DenseNetClassifier, DenseNetConfig
 from mmsent.models.finetune import FinetuneFusion, FinetuneFusionConfig
 from mmsent.models.heads import MLPHead, MLPHeadConfig
@@ -26,6 +27,7 @@ REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
     "bilstm": (BiLSTMConfig, BiLSTMClassifier),
     "densenet121": (DenseNetConfig, DenseNetClassifier),
     "finetune_fusion": (FinetuneFusionConfig, FinetuneFusion),
+    "crossmodal_fusion": (CrossModalFusionConfig, CrossModalFusion),
 }
 
 

@@ -32,7 +32,8 @@ from mmsent.models.heads import mlp
 
 MODALITIES = ("text", "image")
 # model input → the part of a pair it is computed from (the Pipeline encodes it from there)
-SOURCES = {"text": "text", "image": "image", "lexicon": "text", "ocr": "ocr"}
+SOURCES = {"text": "text", "image": "image", "lexicon": "text", "ocr": "ocr", "tokens": "text", "regions": "image"}
+SEQUENCE_INPUTS = ("tokens", "regions")  # (positions, dim) per pair: read by cross-modal attention only
 
 
 def modality_masks(batch: dict[str, torch.Tensor], training: bool, p_drop: float,
@@ -122,9 +123,11 @@ class AttentionFusion(nn.Module):
     def __init__(self, config: AttentionFusionConfig) -> None:
         super().__init__()
         self.config = config
-        unknown = set(config.extra_dims) - set(SOURCES)
+        known = set(SOURCES) - set(MODALITIES) - set(SEQUENCE_INPUTS)
+        unknown = set(config.extra_dims) - known
         if unknown:
-            raise ValueError(f"unknown extra input(s) {sorted(unknown)}; known: {sorted(set(SOURCES) - set(MODALITIES))}")
+            raise ValueError(f"unknown extra input(s) {sorted(unknown)}; known: {sorted(known)}"
+                             + (" (tokens / regions: family crossmodal_fusion)" if unknown & set(SEQUENCE_INPUTS) else ""))
         self.modalities = tuple(input_dims(config))  # order of the attention weights
         self.norm = input_norms(config)
         self.project = nn.ModuleDict({
