@@ -7,7 +7,9 @@ appended to the tweet's sentence vector; what the regions read in the text is po
 the regions and appended to the image vector. The enriched text and image vectors (and any
 extra inputs such as VADER scores) then go through :class:`AttentionFusion` unchanged, with
 its masks, modality dropout and auxiliary heads. Zero vectors are padding: a pair without
-tokens or regions gets a zero context.
+tokens or regions (an absent modality at prediction time) attends to one zero vector.
+Modality dropout acts at the fusion head, after the cross attention; hiding the tokens and
+regions of a dropped modality too scored lower on dev (73.01 against 73.40 wF1).
 """
 
 from __future__ import annotations
@@ -59,9 +61,12 @@ class CrossModalFusion(nn.Module):
 
     def _attend(self, attention: nn.MultiheadAttention, query: torch.Tensor, q_valid: torch.Tensor,
                 keys: torch.Tensor, k_valid: torch.Tensor) -> torch.Tensor:
-        # a row with no key at all would make softmax NaN: let it see its (zero) padding instead
+        # a row with no key at all (padding only, or its modality absent) would make softmax NaN:
+        # it sees one zero key instead, the same whatever its hidden input held
+        empty = ~k_valid.any(1)
+        keys = keys.masked_fill(empty[:, None, None], 0.0)
         k_valid = k_valid.clone()
-        k_valid[~k_valid.any(1), 0] = True
+        k_valid[empty, 0] = True
         context, _ = attention(query, keys, keys, key_padding_mask=~k_valid, need_weights=False)
         return _masked_mean(context, q_valid)
 
