@@ -1,13 +1,15 @@
 """Training cost per seed of every model, read from the metrics the training stages wrote.
 
 Run: python benchmarks/bench_training.py   (after `dvc repro`)
-Writes the "Training time" section of reports/benchmarks.md.
+Writes the "Training time" section of reports/benchmarks.md, with the one-off cost of adapting
+MiniLM on MVSA-Multiple (`mmsent adapt`, full profile) when its folder is here.
 """
 
 import sys
 
 import pandas as pd
 
+from mmsent.adapt import SUMMARY, adapt_config
 from mmsent.bench import update_section
 from mmsent.config import load_params
 from mmsent.experiments import METRICS_DIR
@@ -26,6 +28,13 @@ def main() -> None:
             "torch thread, as many seeds at once as there are cores (`train.workers: auto`), so a model's five "
             "seeds take about three times this on 2 cores.\n\n"
             + pd.DataFrame(rows).to_markdown(index=False))
+    adapted = params.path(adapt_config(params).dest) / SUMMARY
+    if adapted.is_file():
+        a = read_json(adapted)
+        body += (f"\n\nOnce, before the features (full profile): MiniLM fine-tuned on {a['texts']} MVSA-Multiple texts, "
+                 f"{len(a['epoch_losses'])} epoch(s), batch {a['config']['batch_size']}, in {a['seconds'] / 60:.1f} min "
+                 f"on {a['device']} (`mmsent adapt`; {a['seconds'] / len(a['epoch_losses']) / 60:.1f} min an epoch, "
+                 f"one process, torch's default threads).")
     out = update_section(params.path("reports/benchmarks.md"), "Training time", body, "python " + " ".join(sys.argv))
     print(body, f"\nwritten to {out}")
 

@@ -128,7 +128,7 @@ def run(params: Params, progress: bool = True) -> dict[str, Any]:
     summary = {"config": asdict(cfg), "texts": len(texts), "removed_as_single_dev_test": removed,
                "label_counts": {k: int((labels == i).sum()) for k, i in LABEL2ID.items()},
                "epoch_losses": losses, "seconds": time.perf_counter() - start,
-               "device": str(pick_device(cfg.device))}
+               "device": str(pick_device(cfg.device)), "torch_threads": torch.get_num_threads()}
     dest = params.path(cfg.dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}-", dir=dest.parent) as tmp:
