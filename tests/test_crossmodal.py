@@ -119,3 +119,18 @@ def test_a_crossmodal_checkpoint_predicts_through_the_pipeline(tmp_path):
     text_only = pipe.predict(text="what a lovely day")
     assert sum(both["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     assert both["probabilities"] != text_only["probabilities"]  # the image (and its regions) counted
+
+
+def test_the_features_stage_caches_token_vectors_as_float16_sequences(tiny_params):
+    from mmsent import features, prepare
+
+    prepare.run(tiny_params, progress=False)
+    cfg = tiny_params.features
+    cfg.text_encoders, cfg.image_encoders, cfg.ocr_encoders, cfg.variant_encoders = ["minilm_tokens"], [], [], []
+    summary = features.run(tiny_params, progress=False, datasets=("single",))
+    assert set(summary) == {"minilm_tokens/single"}  # variant_encoders [] : no text variants
+    assert summary["minilm_tokens/single"]["dim"] == 384
+    cache = features.load_features(tiny_params, "minilm_tokens", "single")
+    assert cache.X.dtype == np.float16 and cache.X.shape == (6, 48, 384) and cache.ok.all()
+    real = (np.abs(cache.X.astype(np.float32)).sum(-1) > 0).sum(1)
+    assert (real >= 2).all() and (real < 48).all()  # [CLS] ... [SEP], then zero padding
