@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsent import adapt, prepare
+from mmsent import adapt, prepare, pretrain
 from mmsent.config import load_params
 from mmsent.encoders import get_encoder
 
@@ -35,7 +35,7 @@ def with_leaked_test_text(monkeypatch, params):
             df = pd.concat([df, leak], ignore_index=True)
         return df
 
-    monkeypatch.setattr(prepare, "clean_pairs", clean_pairs)
+    monkeypatch.setattr(pretrain, "clean_pairs", clean_pairs)
     return test_text
 
 

@@ -178,7 +178,7 @@ def adapt_lines(params: Params, table: pd.DataFrame) -> list[str]:
 
     dest = adapt_config(params).dest
     specs = model_specs(params)
-    readers = [m for m in table["model"] if m in specs and f"st:{dest}" in specs[m].inputs.values()] if len(table) else []
+    readers = [m for m in table["model"] if m in specs and f"st:{dest}" in specs[m].inputs.values()]
     path = params.path(dest) / SUMMARY
     if not readers or not path.is_file():
         return []

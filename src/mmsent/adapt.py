@@ -43,7 +43,6 @@ class AdaptConfig:
     max_length: int = 64
     seed: int = 0
     device: str = "auto"
-    limit: int | None = None  # first n texts only (tests, quick checks)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -65,16 +64,13 @@ def source_path(encoder: str) -> str:
 
 
 def training_texts(params: Params) -> tuple[list[str], np.ndarray, int]:
-    """MVSA-Multiple's labelled texts less those matching an MVSA-Single dev/test text:
-    ``(texts, label ids, number removed)``."""
+    """MVSA-Multiple's labelled texts less those matching an MVSA-Single dev/test text
+    (:func:`mmsent.pretrain.labelled_multiple`): ``(texts, label ids, number removed)``."""
     from mmsent.experiments import load_parts
-    from mmsent.prepare import clean_pairs
-    from mmsent.pretrain import without_eval_texts
+    from mmsent.pretrain import labelled_multiple
 
-    multiple = clean_pairs(params, "multiple")
-    multiple = multiple[multiple["text_label"].isin(LABEL2ID)].reset_index(drop=True)
-    kept = without_eval_texts(multiple, load_parts(params, "single"))
-    return list(kept["text"]), kept["text_label"].map(LABEL2ID).to_numpy(np.int64), len(multiple) - len(kept)
+    kept, removed = labelled_multiple(params, load_parts(params, "single"))
+    return list(kept["text"]), kept["text_label"].map(LABEL2ID).to_numpy(np.int64), removed
 
 
 def fine_tune(model, texts: list[str], labels: np.ndarray, cfg: AdaptConfig,
@@ -118,8 +114,6 @@ def run(params: Params, progress: bool = True) -> dict[str, Any]:
 
     cfg = adapt_config(params)
     texts, labels, removed = training_texts(params)
-    if cfg.limit:
-        texts, labels = texts[:cfg.limit], labels[:cfg.limit]
     if not texts:
         raise ValueError("no MVSA-Multiple texts left to adapt the encoder on")
     model = SentenceTransformer(source_path(cfg.encoder), device="cpu", local_files_only=True)

@@ -245,9 +245,8 @@ def adapt(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOp
     """Fine-tune MiniLM on MVSA-Multiple's text labels into adapt.dest (full profile lever)."""
     from mmsent import adapt as stage
 
-    p = load_params(params, profile=profile)
-    summary = stage.run(p)
-    typer.echo(json.dumps({"encoder": f"st:{stage.adapt_config(p).dest}",
+    summary = stage.run(load_params(params, profile=profile))
+    typer.echo(json.dumps({"encoder": f"st:{summary['config']['dest']}",
                            **{k: summary[k] for k in ("texts", "removed_as_single_dev_test", "seconds")}}))
 
 

@@ -32,6 +32,7 @@ from mmsent.io import read_json, write_json
 from mmsent.labels import LABEL2ID
 from mmsent.models import build_model, make_config
 from mmsent.models.baselines import BASELINES
+from mmsent.models.fusion import SEQUENCE_INPUTS
 from mmsent.models.lstm import build_vocab, encode_tokens
 from mmsent.parallel import resolve_workers, run_jobs, share_bounds
 from mmsent.prepare import PREPARED_DIR
@@ -192,7 +193,7 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
             (config.input, config.input_dim), = dims.items()
         else:
             config.text_dim, config.image_dim = dims.pop("text"), dims.pop("image")
-            for key in ("tokens", "regions"):  # cross-modal attention's per-token / per-region inputs
+            for key in SEQUENCE_INPUTS:  # cross-modal attention's per-token / per-region inputs
                 if key in dims and hasattr(config, f"{key}_dim"):
                     setattr(config, f"{key}_dim", dims.pop(key))
             if dims and not hasattr(config, "extra_dims"):

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,8 +40,6 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
 def replace_dir(built: str | Path, target: str | Path) -> Path:
     """Move the finished folder ``built`` to ``target`` by renames only: the old folder is moved
     aside first and removed last, so a crash leaves either the old or the new folder in place."""
-    import shutil
-
     built, target = Path(built), Path(target)
     if not built.is_dir():
         raise FileNotFoundError(f"no built folder at {built}; {target} is left as it was")

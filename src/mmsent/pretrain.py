@@ -47,10 +47,18 @@ def without_eval_texts(multiple: pd.DataFrame, single_parts: dict[str, pd.DataFr
     return multiple[keep.to_numpy()].reset_index(drop=True)
 
 
+def labelled_multiple(params: Params, single_parts: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, int]:
+    """MVSA-Multiple's pairs that have a text label, less those whose text matches an MVSA-Single
+    dev or test text: ``(kept, how many were removed)``. What every text-side lever trains on."""
+    multiple = clean_pairs(params, "multiple")
+    multiple = multiple[multiple["text_label"].isin(LABEL2ID)].reset_index(drop=True)
+    kept = without_eval_texts(multiple, single_parts)
+    return kept, len(multiple) - len(kept)
+
+
 def pretraining_data(params: Params, encoder: str, single_parts: dict[str, pd.DataFrame]) -> TensorData:
     """Cached ``encoder`` features and text labels of the MVSA-Multiple tweets kept."""
-    multiple = without_eval_texts(clean_pairs(params, "multiple"), single_parts)
-    multiple = multiple[multiple["text_label"].isin(LABEL2ID)].reset_index(drop=True)
+    multiple, _ = labelled_multiple(params, single_parts)
     X, _ = load_features(params, encoder, "multiple").select(multiple["id"])
     labels = torch.tensor(multiple["text_label"].map(LABEL2ID).to_numpy(np.int64))
     return TensorData({"text": torch.from_numpy(X)}, labels, list(multiple["id"].astype(str)))
