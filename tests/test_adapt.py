@@ -87,6 +87,9 @@ def test_the_ablation_report_says_what_the_adapted_encoder_was_trained_on(projec
         "label_counts": {"positive": 700, "neutral": 500, "negative": 34}, "seconds": 420.0, "device": "cpu"})
     project.extra["models"]["adapted"] = {"family": "attention_fusion", "group": "ablation",
                                           "inputs": {"text": "st:weights/adapted", "image": "efficientnet_lite0"}}
-    text = "\n".join(adapt_lines(project, pd.DataFrame({"model": ["adapted", "attention_fusion"]})))
-    assert "`adapted` reads" in text and "1234 MVSA-Multiple text labels" in text and "7.0 min" in text
+    project.extra["models"]["adapted_tuned"] = {"family": "finetune_fusion", "group": "ablation",
+                                                "inputs": {"text": "st:weights/adapted", "image": "efficientnet_lite0"}}
+    text = "\n".join(adapt_lines(project, pd.DataFrame({"model": ["adapted", "attention_fusion", "adapted_tuned"]})))
+    assert "`adapted` reads it frozen" in text and "1234 MVSA-Multiple text labels" in text and "7.0 min" in text
+    assert "`adapted_tuned` starts from it and fine-tunes it further" in text
     assert adapt_lines(project, pd.DataFrame({"model": ["attention_fusion"]})) == []  # no row reads it

@@ -134,3 +134,19 @@ def test_the_features_stage_caches_token_vectors_as_float16_sequences(tiny_param
     assert cache.X.dtype == np.float16 and cache.X.shape == (6, 48, 384) and cache.ok.all()
     real = (np.abs(cache.X.astype(np.float32)).sum(-1) > 0).sum(1)
     assert (real >= 2).all() and (real < 48).all()  # [CLS] ... [SEP], then zero padding
+
+
+def test_position_dropout_hides_words_and_regions_in_training_only():
+    model = tiny_model(position_dropout=1.0, cross_dropout=0.0)
+    b = batch()
+    other = dict(b, regions=torch.randn(4, 9, 3), tokens=b["tokens"] + 1.0)
+    model.train()
+    # every position hidden: what the words see and the regions read no longer depends on them
+    assert torch.allclose(model(b)["logits"], model(other)["logits"], atol=1e-6)
+    model.eval()
+    assert not torch.allclose(model(b)["logits"], model(other)["logits"])
+    half = tiny_model(position_dropout=0.5, cross_dropout=0.0).train()
+    torch.manual_seed(1)
+    first = half(b)["logits"]
+    torch.manual_seed(2)
+    assert not torch.allclose(half(b)["logits"], first)  # a different draw hides different positions

@@ -184,12 +184,17 @@ def adapt_lines(params: Params, table: pd.DataFrame) -> list[str]:
         return []
     s = read_json(path)
     cfg = s["config"]
+    tuned = [m for m in readers if specs[m].family in EXPENSIVE_FAMILIES]  # fine-tune it further, end to end
+    frozen = [m for m in readers if m not in tuned]
+    use = " ".join(f"`{', '.join(names)}` {verb}." for names, verb in (
+        (frozen, "reads it frozen"), (tuned, "starts from it and fine-tunes it further, end to end with the head"))
+        if names)
     return ["## MiniLM adapted on MVSA-Multiple", "",
-            f"`{', '.join(readers)}` read{'s' if len(readers) == 1 else ''} MiniLM fine-tuned ({cfg['epochs']} epoch(s), "
-            f"LR {cfg['lr']:g}, mean-pooled, through a throw-away linear head) on {s['texts']} MVSA-Multiple text labels "
+            f"MiniLM fine-tuned ({cfg['epochs']} epoch(s), LR {cfg['lr']:g}, mean-pooled, through a throw-away linear "
+            f"head) on {s['texts']} MVSA-Multiple text labels "
             f"({', '.join(f'{k} {v}' for k, v in s['label_counts'].items())}; {s['removed_as_single_dev_test']} texts "
-            f"matching an MVSA-Single dev/test text removed first), then frozen. Trained once in "
-            f"{s['seconds'] / 60:.1f} min on {s['device']} (`mmsent adapt`); the row's CPU seconds leave it out.", ""]
+            f"matching an MVSA-Single dev/test text removed first). {use} Trained once in "
+            f"{s['seconds'] / 60:.1f} min on {s['device']} (`mmsent adapt`); the rows' CPU seconds leave it out.", ""]
 
 
 EXPENSIVE_FAMILIES = ("finetune_fusion",)

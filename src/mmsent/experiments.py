@@ -42,7 +42,8 @@ from mmsent.train import TensorData, TrainConfig, fit, predict_proba, save_check
 MODELS_DIR = Path("models")
 METRICS_DIR = Path("metrics")
 PREDICTIONS_DIR = Path("data/predictions")
-FEATURE_FAMILIES = ("mlp_head", "concat_fusion", "attention_fusion", "late_fusion", "crossmodal_fusion")
+FEATURE_FAMILIES = ("mlp_head", "concat_fusion", "attention_fusion", "late_fusion", "crossmodal_fusion",
+                    "imagetop_fusion")
 
 
 @dataclass
@@ -207,9 +208,12 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
             # Multiple texts matching a Single test text must go whoever asks
             data["pretrain"] = pretraining_data(params, spec.inputs["text"], load_parts(params, dataset))
     elif spec.family == "finetune_fusion":
-        image_spec = dataclasses.replace(spec, inputs={"image": spec.inputs["image"]})
-        data, dims = feature_data(params, image_spec, dataset, parts)
-        config.image_dim = dims["image"]
+        # the tweet goes through the encoder being trained; the rest (image, lexicon, ocr) is cached
+        cached_spec = dataclasses.replace(spec, inputs={m: e for m, e in spec.inputs.items() if m != "text"})
+        data, dims = feature_data(params, cached_spec, dataset, parts)
+        config.image_dim = dims.pop("image")
+        if dims:
+            config.extra_dims = dims
         add_transformer_tokens(data, parts, config)
     elif spec.family == "bilstm":
         data = token_data(parts, config)

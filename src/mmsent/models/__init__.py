@@ -17,6 +17,7 @@ from mmsent.models.crossmodal import CrossModalFusion, CrossModalFusionConfig
 from mmsent.models.densenet import DenseNetClassifier, DenseNetConfig
 from mmsent.models.finetune import FinetuneFusion, FinetuneFusionConfig
 from mmsent.models.heads import MLPHead, MLPHeadConfig
+from mmsent.models.imagetop import ImageTopFusion, ImageTopFusionConfig
 from mmsent.models.lstm import BiLSTMClassifier, BiLSTMConfig
 
 REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
@@ -28,6 +29,7 @@ REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
     "densenet121": (DenseNetConfig, DenseNetClassifier),
     "finetune_fusion": (FinetuneFusionConfig, FinetuneFusion),
     "crossmodal_fusion": (CrossModalFusionConfig, CrossModalFusion),
+    "imagetop_fusion": (ImageTopFusionConfig, ImageTopFusion),
 }
 
 

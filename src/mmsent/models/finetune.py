@@ -8,12 +8,12 @@ lower layer ``layer_decay`` times the one above. Expensive on CPU: the ``full`` 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mmsent.models.fusion import AttentionFusion, AttentionFusionConfig
+from mmsent.models.fusion import AttentionFusionConfig, attention_head
 
 
 def encoder_path(name: str) -> str:
@@ -46,8 +46,7 @@ class FinetuneFusion(nn.Module):
         # weights are loaded by load_pretrained(); a checkpoint reload restores them from its state dict
         self.encoder = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
         config.text_dim = int(self.encoder.config.hidden_size)
-        head_fields = {f.name for f in fields(AttentionFusionConfig)}
-        self.head = AttentionFusion(AttentionFusionConfig(**{k: v for k, v in asdict(config).items() if k in head_fields}))
+        self.head = attention_head(config)
 
     def load_pretrained(self) -> None:
         from transformers import AutoModel
@@ -67,8 +66,11 @@ class FinetuneFusion(nn.Module):
         return groups
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        # tweets are padded to max_length; cut each batch to its longest (~1.5x faster on MVSA)
+        longest = max(int(batch["attention_mask"].sum(1).max()), 1)
+        ids, attention = batch["input_ids"][:, :longest], batch["attention_mask"][:, :longest]
+        hidden = self.encoder(input_ids=ids, attention_mask=attention).last_hidden_state
+        mask = attention.unsqueeze(-1).to(hidden.dtype)
         text = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         head_batch = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask")}
         head_batch["text"] = text

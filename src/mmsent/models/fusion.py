@@ -23,7 +23,7 @@ mask (no text in the image: masked out of the softmax). ``SOURCES`` says what ea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import nn
@@ -166,6 +166,14 @@ class AttentionFusion(nn.Module):
                 nn.functional.cross_entropy(self.aux[f"{m}_label"](h[:, i]), batch[f"{m}_label"])
                 for i, m in enumerate(MODALITIES) if f"{m}_label" in batch)
         return out
+
+
+def attention_head(config: AttentionFusionConfig, **widths: int) -> AttentionFusion:
+    """The attention-fusion head inside a larger model: ``config``'s head options (a subclass of
+    :class:`AttentionFusionConfig` adds its own), with input widths changed by ``widths``."""
+    head_fields = {f.name for f in fields(AttentionFusionConfig)}
+    values = {k: v for k, v in asdict(config).items() if k in head_fields}
+    return AttentionFusion(AttentionFusionConfig(**{**values, **widths}))
 
 
 @dataclass
