@@ -272,6 +272,26 @@ def test_text_variants_are_encoded_only_by_the_variant_encoders(tiny_params):
     assert "vader_copy/single" in summary
 
 
+def test_one_backbone_pass_serves_the_usual_image_features_and_several_blocks_pooled(tiny_params):
+    """The default image cache is cut from the stages view's pass (its last 1280 columns) when both
+    are configured; alone, efficientnet_lite0 is run itself, and the two caches agree."""
+    prepare.run(tiny_params, progress=False)
+    cfg = tiny_params.features
+    cfg.text_encoders, cfg.ocr_encoders, cfg.variant_encoders = [], [], []
+    cfg.image_encoders, cfg.image_size = ["efficientnet_lite0", "efficientnet_lite0_stages"], 64
+    both = features.run(tiny_params, progress=False, datasets=("single",))
+    usual, stages = (features.load_features(tiny_params, e, "single") for e in cfg.image_encoders)
+    n = len(usual.ids)
+    assert both["efficientnet_lite0/single"]["columns_of"] == "efficientnet_lite0_stages"
+    assert both["efficientnet_lite0/single"]["new_inputs"] + both["efficientnet_lite0_stages/single"]["new_inputs"] == n
+    assert usual.X.shape == (n, 1280) and stages.X.shape == (n, 1984) and (usual.ok == stages.ok).all()
+    assert np.array_equal(usual.X, stages.X[:, -1280:]) and np.abs(usual.X).sum() > 0
+    alone = features.run(tiny_params, progress=False, only=["efficientnet_lite0"], datasets=("single",))
+    assert "columns_of" not in alone["efficientnet_lite0/single"]
+    direct = features.load_features(tiny_params, "efficientnet_lite0", "single")
+    assert direct.X.shape == (n, 1280) and np.allclose(direct.X, stages.X[:, -1280:], atol=1e-4)
+
+
 def test_features_for_one_added_encoder_leave_the_other_caches_alone(tiny_params):
     prepare.run(tiny_params, progress=False)
     other = feature_path(tiny_params, "minilm", "single")

@@ -391,6 +391,21 @@ _BUILTIN: dict[str, Callable[..., Encoder]] = {
 }
 
 
+# encoders whose features are columns of another's (same network, same pass): where the features
+# stage computes both, one backbone pass serves both (the last 1280 of the stages view's columns
+# are exactly the pooled head features, as a test checks)
+COLUMNS_OF: dict[str, tuple[str, slice]] = {
+    "efficientnet_lite0": ("efficientnet_lite0_stages", slice(-EfficientNetLiteEncoder.dim, None)),
+}
+
+
+def computed_by(name: str, configured) -> tuple[str, slice]:
+    """The encoder whose pass gives ``name``'s features, and which of its columns: ``name``
+    itself (every column) unless an encoder it is a column range of is ``configured`` too."""
+    source, columns = COLUMNS_OF.get(name, (name, slice(None)))
+    return (source, columns) if source in configured else (name, slice(None))
+
+
 def get_encoder(name: str, device: str = "auto", **kwargs) -> Encoder:
     """Build an encoder by registry name (see the module docstring)."""
     if name in _BUILTIN:

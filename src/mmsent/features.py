@@ -20,7 +20,7 @@ import pandas as pd
 
 from mmsent.config import Params
 from mmsent.device import pick_device
-from mmsent.encoders import encoder_dirname, get_encoder, item_shape
+from mmsent.encoders import computed_by, encoder_dirname, get_encoder, item_shape
 from mmsent.io import load_arrays, read_json, save_arrays, write_json
 from mmsent.models.fusion import SOURCES
 from mmsent.parallel import resolve_workers, run_jobs, share_bounds
@@ -117,7 +117,8 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
 
     Each encoder reads each distinct input once (a tweet that MVSA-Multiple or a text variant
     repeats is not encoded again), in contiguous shares on every core (one process and thread
-    each, the encoder loaded once per process)."""
+    each, the encoder loaded once per process). An encoder whose features are columns of another
+    configured one (``encoders.COLUMNS_OF``) is cut from that one's pass instead of run again."""
     cfg = params.features
     # (encoder, dataset, model input it feeds, text variant)
     jobs = [(name, ds, "text", None) for name in cfg.text_encoders for ds in ("single", "multiple")]
@@ -128,18 +129,21 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
     jobs = [job for job in jobs if (not only or job[0] in only) and job[1] in datasets]
     tables = {ds: clean_pairs(params, ds) for ds in {job[1] for job in jobs}}
     inputs = {job: job_inputs(params, tables[job[1]], job[2], job[3]) for job in jobs}
+    configured = {job[0] for job in jobs}
+    run_from = {name: computed_by(name, configured) for name in configured}  # -> (encoder run, its columns)
     seen: dict[str, dict] = {}  # encoder -> {input: row in its encoded rows}
     added = {}  # job -> how many distinct inputs it adds to its encoder's rows
     tasks, owner = [], []  # one task per share of the inputs a job adds; the job it belongs to
     device = pick_device(cfg.device)
     workers = resolve_workers("auto", sum(len(items) for items, _ in inputs.values()), str(device))
     for job in jobs:
-        rows = seen.setdefault(job[0], {})
+        run_as = run_from[job[0]][0]
+        rows = seen.setdefault(run_as, {})
         new = [x for x in dict.fromkeys(inputs[job][0]) if x not in rows]
         rows.update({x: i for i, x in enumerate(new, start=len(rows))})
         added[job] = len(new)
         for a, b in share_bounds(len(new), workers) if new else []:
-            tasks.append((job[0], str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0))
+            tasks.append((run_as, str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0))
             owner.append(job)
     done = run_jobs(encode_share, tasks, workers)
     spent = dict.fromkeys(jobs, 0.0)  # CPU seconds (one thread) each job's shares took
@@ -155,13 +159,15 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
     for job in jobs:
         name, dataset, source, variant = job
         df, (items, has) = tables[dataset], inputs[job]
-        rows = [seen[name][x] for x in items]
-        X = np.zeros((len(df), *encoded[name].shape[1:]), np.float32)
-        X[has] = encoded[name][rows]
+        run_as, columns = run_from[name]
+        rows = [seen[run_as][x] for x in items]
+        mine = encoded[run_as][..., columns]
+        X = np.zeros((len(df), *mine.shape[1:]), np.float32)
+        X[has] = mine[rows]
         if X.ndim == 3:  # token / region vectors: half the disk and memory, ample precision
             X = X.astype(np.float16)
         ok = has.copy()
-        ok[has] = readable[name][rows]
+        ok[has] = readable[run_as][rows]
         cache = cache_name(source, dataset, variant)
         save_arrays(feature_path(params, name, cache), meta={"encoder": name, "dataset": cache, "dim": int(X.shape[-1])},
                     ids=df["id"].astype(str).to_numpy(), X=X, ok=ok)
@@ -169,6 +175,8 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
             "pairs": len(df), "dim": int(X.shape[-1]), "unreadable_inputs": int((~ok).sum()),
             "new_inputs": added[job], "seconds": round(spent[job], 1), "device": str(device),
         }
+        if run_as != name:
+            summary[f"{name}/{cache}"]["columns_of"] = run_as
     if only:  # keep what the other encoders' caches said
         path = params.path(FEATURES_DIR) / "summary.json"
         summary = {**(read_json(path) if path.is_file() else {}), **summary}
