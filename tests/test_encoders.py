@@ -29,6 +29,28 @@ def test_hf_encoder_loads_a_local_model_and_mean_pools(tiny_bert):
     assert not np.allclose(X[1], X[2])
 
 
+def test_hf_encoder_pools_inner_layers_before_the_usual_vector(tiny_bert):
+    from mmsent.encoders import TransformersTextEncoder
+
+    usual = get_encoder(f"hf:{tiny_bert}", device="cpu").encode(["what a good day", "bad"])
+    enc = TransformersTextEncoder(str(tiny_bert), device="cpu", layers=(1,), name="tiny_layers")
+    X = enc.encode(["what a good day", "bad"])
+    assert X.shape == (2, 32) and enc.dim == 32 and enc.name == "tiny_layers"
+    assert np.allclose(X[:, 16:], usual, atol=1e-6)  # the usual features come last
+    assert not np.allclose(X[:, :16], 0)
+    with pytest.raises(ValueError, match="layers must be in 1..1"):
+        TransformersTextEncoder(str(tiny_bert), device="cpu", layers=(2,))
+
+
+def test_minilm_layers_end_with_minilm_sentence_vectors():
+    texts = ["what a lovely day #sunshine", "worst service ever, never again"]
+    layers = get_encoder("minilm_layers", device="cpu")
+    X = layers.encode(texts)
+    assert X.shape == (2, 1152) and layers.name == "minilm_layers"
+    assert np.allclose(X[:, -384:], get_encoder("minilm", device="cpu").encode(texts), atol=1e-5)
+    assert not np.allclose(X[:, :384], X[:, 384:768])  # layers 2 and 4 differ
+
+
 def test_hf_encoder_unknown_name_is_a_clear_offline_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no network here"):
         get_encoder(f"hf:{tmp_path / 'no-such-model'}", device="cpu")

@@ -14,7 +14,10 @@ Built in (all offline, weights shipped by registry packages):
   head convolution: ``(n, 49, 320)``, so that ``imagetop_fusion`` can fine-tune that head
   convolution on cached inputs (``full`` profile)
 * ``efficientnet_lite0_stages`` — several blocks pooled: the mean-pooled outputs of stages 4-7
-  (80, 112, 192, 320 channels) before the usual 1280-d features (1984-d; ``full`` profile)
+  (80, 112, 192, 320 channels) before the usual 1280-d features (1984-d; where both are
+  configured, the features stage cuts ``efficientnet_lite0`` from its pass: ``COLUMNS_OF``)
+* ``minilm_layers`` — MiniLM's layers 2 and 4 mean-pooled, then its usual sentence vector
+  (1152-d; ``full`` profile)
 * ``vader`` — VADER lexicon scores (neg, neu, pos, compound; 4-d), package ``vaderSentiment``
 
 Pluggable by name, for the source system's encoders or any other:
@@ -77,12 +80,15 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class TransformersTextEncoder(Encoder):
-    """Any transformers encoder, mean-pooled over tokens (e.g. BERT-base as in the source system)."""
+    """Any transformers encoder, mean-pooled over tokens (e.g. BERT-base as in the source system).
+
+    ``layers``: also the mean-pooled outputs of these hidden layers (1 = the first transformer
+    layer), placed before the usual features, as ``efficientnet_lite0_stages`` does for images."""
 
     modality = "text"
 
     def __init__(self, name_or_path: str, device: str = "auto", max_length: int = 128,
-                 normalize: bool = False) -> None:
+                 normalize: bool = False, layers: tuple[int, ...] = (), name: str | None = None) -> None:
         super().__init__(device)
         from transformers import AutoModel, AutoTokenizer
 
@@ -97,8 +103,11 @@ class TransformersTextEncoder(Encoder):
                 f"is reachable): {exc}"
             ) from exc
         self.model.eval().to(self.device)
-        self.name = f"hf:{name_or_path}"
-        self.dim = int(self.model.config.hidden_size)
+        self.name = name or f"hf:{name_or_path}"
+        self.layers = tuple(layers)
+        if any(not 1 <= k <= self.model.config.num_hidden_layers for k in self.layers):
+            raise ValueError(f"layers must be in 1..{self.model.config.num_hidden_layers}, not {self.layers}")
+        self.dim = int(self.model.config.hidden_size) * (len(self.layers) + 1)
         self.max_length = max_length
         self.normalize = normalize
 
@@ -109,10 +118,12 @@ class TransformersTextEncoder(Encoder):
             batch = self.tokenizer(list(items[start:start + batch_size]), padding=True,
                                    truncation=True, max_length=self.max_length, return_tensors="pt")
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            pooled = mean_pool(self.model(**batch).last_hidden_state, batch["attention_mask"])
+            output = self.model(**batch, output_hidden_states=bool(self.layers))
+            pooled = mean_pool(output.last_hidden_state, batch["attention_mask"])
             if self.normalize:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out.append(pooled.float().cpu().numpy())
+            inner = [mean_pool(output.hidden_states[k], batch["attention_mask"]) for k in self.layers]
+            out.append(torch.cat(inner + [pooled], dim=1).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
@@ -378,6 +389,9 @@ _BUILTIN: dict[str, Callable[..., Encoder]] = {
     "efficientnet_lite0_flip": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(device, image_size,
                                                                                                  flip_tta=True),
     "vader": lambda device="auto", **_: VaderEncoder(device),
+    # MiniLM's layers 2 and 4 mean-pooled before its usual (normalised) sentence vector (1152-d; full profile)
+    "minilm_layers": lambda device="auto", **_: TransformersTextEncoder(
+        str(minilm_path()), device, normalize=True, layers=(2, 4), name="minilm_layers"),
     # token and region vectors for cross-modal attention (full profile)
     "minilm_tokens": lambda device="auto", **_: TokenEncoder(minilm_path(), "minilm_tokens", device),
     "efficientnet_lite0_regions": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
