@@ -399,7 +399,7 @@ _BUILTIN: dict[str, Callable[..., Encoder]] = {
     # the last block's output, for fine-tuning the head convolution on cached inputs (full profile)
     "efficientnet_lite0_map": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
         device, image_size, view="map"),
-    # several blocks pooled: stages 4-7 and the head (80 + 112 + 192 + 320 + 1280; full profile)
+    # several blocks pooled: stages 4-7 and the head (80 + 112 + 192 + 320 + 1280; a default cache)
     "efficientnet_lite0_stages": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
         device, image_size, view="stages"),
 }
