@@ -18,16 +18,19 @@ from mmsent.io import read_json
 
 def main() -> None:
     params = load_params()
-    rows = []
+    rows, once = [], []
     for path in sorted(params.path(METRICS_DIR).glob("*.json")):
         m = read_json(path)
         rows.append({"model": m["model"], "dataset": m["dataset"], "modalities": m["modalities"],
                      "seconds per seed": round(m["train_seconds_per_seed"], 1), "seeds": m["seeds"]})
+        if "teacher_cpu_seconds" in m:
+            once.append(f"`{m['model']}` also trains its distillation teachers once, before its seeds: "
+                        f"{m['teacher_cpu_seconds']:.0f} CPU seconds in all (`mmsent.distill`).")
     body = ("Wall-clock seconds to train and evaluate one seed, as measured inside the training stages "
             "(heads train on cached features; DenseNet and the BiLSTM train end to end). Each seed runs on one "
             "torch thread, as many seeds at once as there are cores (`train.workers: auto`), so a model's five "
             "seeds take about three times this on 2 cores.\n\n"
-            + pd.DataFrame(rows).to_markdown(index=False))
+            + pd.DataFrame(rows).to_markdown(index=False) + "".join(f"\n\n{line}" for line in once))
     adapted = params.path(adapt_config(params).dest) / SUMMARY
     if adapted.is_file():
         a = read_json(adapted)

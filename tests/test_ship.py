@@ -43,3 +43,15 @@ def test_the_card_says_whether_the_model_reads_text_inside_images():
 
     assert "is read by RapidOCR" in reads_ocr({"encoders": {"text": "minilm", "image": "e", "ocr": "minilm"}})
     assert "is not read" in reads_ocr({"encoders": {"text": "minilm", "image": "e"}})
+
+
+def test_the_card_says_how_the_model_was_trained_beyond_its_labels(project):  # noqa: F811
+    from mmsent.ship import training_extras
+
+    assert training_extras(project, "attention_fusion") == ""
+    project.extra["models"]["attention_fusion"] = dict(project.extra["models"]["attention_fusion"],
+                                                       pretrain={"dataset": "multiple", "epochs": 2},
+                                                       distill={"folds": 4, "seeds": [1, 2, 3], "weight": 0.5})
+    said = training_extras(project, "attention_fusion")
+    assert "pre-trained for 2 epoch(s) on MVSA-Multiple" in said
+    assert "self-distillation, weight 0.5: 3 teacher seed(s) × 4 parts" in said

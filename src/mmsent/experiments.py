@@ -37,7 +37,7 @@ from mmsent.models.lstm import build_vocab, encode_tokens
 from mmsent.parallel import resolve_workers, run_jobs, share_bounds
 from mmsent.prepare import PREPARED_DIR
 from mmsent.text import tokenize
-from mmsent.train import TensorData, TrainConfig, fit, predict_proba, save_checkpoint
+from mmsent.train import SOFT_LABEL, TensorData, TrainConfig, fit, predict_proba, save_checkpoint
 
 MODELS_DIR = Path("models")
 METRICS_DIR = Path("metrics")
@@ -59,6 +59,7 @@ class ModelSpec:
     tuned_from: str | None = None  # use params/best_<that model>.yaml (default: its own name)
     text_variant: str | None = None  # read the tweet normalised as features.text_variants.<name> says
     pretrain: dict[str, Any] | None = None  # text branch pre-trained on MVSA-Multiple first (mmsent.pretrain)
+    distill: dict[str, Any] | None = None  # trained on its own out-of-fold predictions too (mmsent.distill)
 
     @property
     def modalities(self) -> str:
@@ -92,6 +93,10 @@ def train_config(params: Params, spec: ModelSpec, dataset: str | None = None) ->
     if unknown:
         raise ValueError(f"models.{spec.name}.train_per_dataset: unknown dataset(s) {sorted(unknown)}")
     raw.update(spec.train_per_dataset.get(dataset, {}) if dataset else {})
+    if spec.distill:
+        from mmsent.distill import distill_weight
+
+        raw["soft_weight"] = distill_weight(spec)
     return TrainConfig(**raw)
 
 
@@ -221,6 +226,11 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
         data = pixel_data(params, parts, config.image_size)
     else:
         raise KeyError(f"no input builder for family {spec.family!r}")
+    if spec.distill:
+        from mmsent.distill import soft_targets
+
+        data["train"].inputs[SOFT_LABEL], seconds = soft_targets(params, spec, config, data, dataset)
+        data["train"].facts["teacher_cpu_seconds"] = seconds  # once per model, not per seed
     return config, data
 
 
@@ -277,7 +287,7 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
     metrics = compute_metrics(gold, probs.argmax(1))
     save_frame(predictions_frame(parts["test"]["id"], gold, probs, extras),
                params.path(PREDICTIONS_DIR) / spec.name / dataset / f"seed{seed}.csv")
-    facts = {}
+    facts = dict(data["train"].facts) if data else {}
     if model is not None:
         save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"seed{seed}.pt", model,
                         spec.family, encoders=spec.inputs, model_name=spec.name, dataset=dataset,

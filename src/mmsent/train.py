@@ -43,12 +43,18 @@ class TrainConfig:
     grad_clip: float = 1.0
     class_weights: bool = False
     label_smoothing: float = 0.0
+    soft_weight: float = 0.0  # > 0: also cross-entropy against the train split's SOFT_LABEL (mmsent.distill)
     device: str = "auto"
     progress: bool = False
 
     def __post_init__(self) -> None:
         if self.scheduler not in ("plateau", "cosine", "none"):
             raise ValueError(f"train.scheduler must be plateau, cosine or none, not {self.scheduler!r}")
+        if self.soft_weight < 0:
+            raise ValueError("train.soft_weight must be >= 0")
+
+
+SOFT_LABEL = "soft_label"  # a train input: per-pair target probabilities (self-distillation)
 
 
 @dataclass
@@ -58,6 +64,7 @@ class TensorData:
     inputs: dict[str, torch.Tensor]
     labels: torch.Tensor
     ids: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # what building it cost (copied into the model's metrics)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -164,6 +171,8 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig, 
             _set_rng_state(state["rng"], generator)
             history, best_f1, best_state, stale = state["history"], state["best_f1"], state["best_state"], state["stale"]
             first = state["epoch"] + 1
+    if cfg.soft_weight > 0 and SOFT_LABEL not in train.inputs:
+        raise ValueError(f"train.soft_weight is {cfg.soft_weight} but the train split has no {SOFT_LABEL!r} input")
     dev_labels = dev.labels.numpy()
     for epoch in tqdm(range(first, cfg.epochs + 1), disable=not cfg.progress, desc="epochs"):
         if stale >= cfg.patience:  # a resumed run that had already stopped early
@@ -175,8 +184,11 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig, 
             if len(labels) < 2:  # batch norm cannot train on a single sample
                 continue
             optimizer.zero_grad(set_to_none=True)
+            soft = inputs.pop(SOFT_LABEL, None)  # the model never reads it
             out = model(_to(inputs, device))
             loss = loss_fn(out["logits"], labels.to(device)) + out.get("aux_loss", 0.0)
+            if cfg.soft_weight > 0:
+                loss = loss + cfg.soft_weight * -(soft.to(device) * torch.log_softmax(out["logits"], -1)).sum(-1).mean()
             loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
