@@ -53,12 +53,6 @@ def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
     return parts
 
 
-def subset(data: TensorData, rows: np.ndarray) -> TensorData:
-    index = torch.from_numpy(np.flatnonzero(rows))
-    return TensorData({k: v[index] for k, v in data.inputs.items()}, data.labels[index],
-                      [data.ids[i] for i in index.tolist()] if data.ids else [])
-
-
 def _teach(params, spec, config, data: dict[str, TensorData], held: TensorData, seed: int,
            dataset: str) -> tuple[np.ndarray, float]:
     from mmsent.experiments import train_once
@@ -72,7 +66,7 @@ def _teach(params, spec, config, data: dict[str, TensorData], held: TensorData, 
 def soft_targets(params, spec, config, data: dict[str, TensorData], dataset: str) -> tuple[torch.Tensor, float]:
     """Out-of-fold teacher probabilities (train pairs × labels) for ``spec`` (which has ``distill``),
     and the teachers' CPU seconds in all (each trains single-threaded, side by side like seeds)."""
-    from mmsent.experiments import train_config, train_workers
+    from mmsent.experiments import job_workers
 
     cfg = DistillConfig(**spec.distill)
     teacher = dataclasses.replace(spec, distill=None)
@@ -81,9 +75,9 @@ def soft_targets(params, spec, config, data: dict[str, TensorData], dataset: str
     # each teacher seed cuts train its own way, so the targets average over cuts as well as seeds
     cuts = {seed: fold_ids(len(train), cfg.folds, seed) for seed in cfg.seeds}
     keys = [(seed, k) for seed in cfg.seeds for k in range(cfg.folds)]
-    jobs = [(params, teacher, config, {**shared, "train": subset(train, cuts[seed] != k)},
-             subset(train, cuts[seed] == k), seed, dataset) for seed, k in keys]
-    workers = train_workers(params, len(jobs), train_config(params, teacher, dataset).device)
+    jobs = [(params, teacher, config, {**shared, "train": train.subset(cuts[seed] != k)},
+             train.subset(cuts[seed] == k), seed, dataset) for seed, k in keys]
+    workers = job_workers(params, [teacher], len(jobs))
     out, seconds = np.zeros((len(train), config.num_labels), np.float32), 0.0
     for (seed, k), (probs, took) in zip(keys, run_jobs(_teach, jobs, workers)):
         out[cuts[seed] == k] += probs / len(cfg.seeds)

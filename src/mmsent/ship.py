@@ -57,7 +57,9 @@ def training_extras(params: Params, model: str) -> str:
     spec = model_specs(params)[model]
     notes = []
     if spec.pretrain:
-        notes.append(f"its text branch first pre-trained for {spec.pretrain.get('epochs', 3)} epoch(s) on "
+        from mmsent.pretrain import PretrainConfig
+
+        notes.append(f"its text branch first pre-trained for {PretrainConfig(**spec.pretrain).epochs} epoch(s) on "
                      "MVSA-Multiple's text labels (texts matching an MVSA-Single dev or test text removed)")
     if spec.distill:
         from mmsent.distill import DistillConfig

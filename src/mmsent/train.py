@@ -69,6 +69,12 @@ class TensorData:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def subset(self, rows: np.ndarray) -> TensorData:
+        """The rows where the boolean mask ``rows`` is true, in order (``facts`` are not carried)."""
+        index = torch.from_numpy(np.flatnonzero(rows))
+        return TensorData({k: v[index] for k, v in self.inputs.items()}, self.labels[index],
+                          [self.ids[i] for i in index.tolist()] if self.ids else [])
+
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         for start in range(0, len(self), batch_size):
