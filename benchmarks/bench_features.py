@@ -3,13 +3,16 @@
 Run: python benchmarks/bench_features.py [--n-text 512] [--n-images 256] [--profile full]
 (``--profile full`` adds that profile's encoders: all-mpnet-base-v2, the MVSA-Multiple-adapted
 MiniLM, flip test-time-augmented EfficientNet; run `make mpnet` and `mmsent adapt --profile full` first)
-Writes the "Feature extraction" section of reports/benchmarks.md.
+Writes the "Feature extraction" section of reports/benchmarks.md: each encoder timed with torch
+and with ONNX Runtime in the same run (VADER has one path), their ratio, and how far the two
+backends' features are apart.
 """
 
 import argparse
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 
 from mmsent.bench import update_section
@@ -32,15 +35,22 @@ def main() -> None:
     jobs += [(name, [params.data.root / p.image for p in pairs[: args.n_images]])
              for name in params.features.image_encoders]
     for name, items in jobs:
-        encoder = get_encoder(name, device=params.features.device, image_size=params.features.image_size)
-        encoder.encode(items[: args.batch_size], batch_size=args.batch_size)  # warm-up
-        start = time.perf_counter()
-        encoder.encode(items, batch_size=args.batch_size)
-        seconds = time.perf_counter() - start
+        timed, feats = {}, {}
+        for backend in ("torch", "onnx") if name != "vader" else ("torch",):
+            encoder = get_encoder(name, device=params.features.device, image_size=params.features.image_size,
+                                  backend=backend)
+            encoder.encode(items[: args.batch_size], batch_size=args.batch_size)  # warm-up (and ONNX export)
+            start = time.perf_counter()
+            feats[backend] = encoder.encode(items, batch_size=args.batch_size)
+            timed[backend] = len(items) / (time.perf_counter() - start)
+        best = max(timed.values())
         rows.append({"backbone": name, "modality": encoder.modality, "pairs": len(items),
-                     "seconds": round(seconds, 2), "pairs/s": round(len(items) / seconds, 1),
-                     "device": str(encoder.device),
-                     "est. full MVSA-Single (4511)": f"{4511 / (len(items) / seconds) / 60:.1f} min"})
+                     "torch pairs/s": round(timed["torch"], 1),
+                     "onnx pairs/s": round(timed["onnx"], 1) if "onnx" in timed else "–",
+                     "onnx / torch": f"{timed['onnx'] / timed['torch']:.2f}x" if "onnx" in timed else "–",
+                     "max abs difference": f"{np.abs(feats['onnx'] - feats['torch']).max():.1e}" if "onnx" in feats
+                     else "–", "device": str(encoder.device),
+                     "est. full MVSA-Single (4511), faster backend": f"{4511 / best / 60:.1f} min"})
     table = pd.DataFrame(rows).to_markdown(index=False)
     out = update_section(params.path("reports/benchmarks.md"), "Feature extraction", table,
                          "python " + " ".join(sys.argv))

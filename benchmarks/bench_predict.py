@@ -1,4 +1,5 @@
-"""Latency of the shipped model: one (text, image) pair warm (p50/p95), and batch throughput.
+"""Latency of the shipped model: one (text, image) pair warm (p50/p95), and batch throughput over
+the MVSA-Single test pairs, with the frozen encoders on torch and on ONNX Runtime in the same run.
 
 Run: python benchmarks/bench_predict.py [--n 50] [--batch 32]
 Writes the "Prediction latency" section of reports/benchmarks.md.
@@ -13,8 +14,9 @@ import pandas as pd
 
 from mmsent.bench import update_section
 from mmsent.config import load_params
-from mmsent.data import read_single
+from mmsent.data import load_prepared, read_single
 from mmsent.pipeline import Pipeline
+from mmsent.prepare import PREPARED_DIR
 
 
 def main() -> None:
@@ -24,25 +26,30 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params()
     pairs = [{"text": p.text_raw, "image": params.data.root / p.image} for p in read_single(params.data.root)[: args.n + 5]]
-    pipe = Pipeline.load(device=params.features.device)
-    rows = []
-    for label, make in [("text + image", lambda p: p), ("text only", lambda p: {"text": p["text"]}),
-                        ("image only", lambda p: {"image": p["image"]})]:
-        for p in pairs[:5]:
-            pipe.predict(**make(p))  # warm-up: encoders loaded, caches filled
-        times = []
-        for p in pairs[5:]:
-            start = time.perf_counter()
-            pipe.predict(**make(p))
-            times.append(1000 * (time.perf_counter() - start))
-        rows.append({"input": label, "pairs": len(times), "p50 ms": round(float(np.percentile(times, 50)), 1),
-                     "p95 ms": round(float(np.percentile(times, 95)), 1)})
-    start = time.perf_counter()
-    pipe.predict_batch(pairs, batch_size=args.batch)
-    seconds = time.perf_counter() - start
+    test = load_prepared(params.path(PREPARED_DIR) / "single.parquet", "test")
+    batch = [{"text": t, "image": params.data.root / i} for t, i in zip(test["text_raw"], test["image"])]
+    rows, speed = [], {}
+    for backend in ("torch", "onnx"):
+        pipe = Pipeline.load(device=params.features.device, backend=backend)
+        for label, make in [("text + image", lambda p: p), ("text only", lambda p: {"text": p["text"]}),
+                            ("image only", lambda p: {"image": p["image"]})]:
+            for p in pairs[:5]:
+                pipe.predict(**make(p))  # warm-up: encoders loaded (ONNX exported), caches filled
+            times = []
+            for p in pairs[5:]:
+                start = time.perf_counter()
+                pipe.predict(**make(p))
+                times.append(1000 * (time.perf_counter() - start))
+            rows.append({"backend": backend, "input": label, "pairs": len(times),
+                         "p50 ms": round(float(np.percentile(times, 50)), 1),
+                         "p95 ms": round(float(np.percentile(times, 95)), 1)})
+        start = time.perf_counter()
+        pipe.predict_batch(batch, batch_size=args.batch)
+        speed[backend] = len(batch) / (time.perf_counter() - start)
     body = (pd.DataFrame(rows).to_markdown(index=False)
-            + f"\n\nBatch scoring (`predict_batch`, batch size {args.batch}, text + image): "
-              f"{len(pairs) / seconds:.1f} pairs/s over {len(pairs)} pairs.\n")
+            + f"\n\nBatch scoring of the {len(batch)} MVSA-Single test pairs (`predict_batch`, batch size {args.batch}, "
+              f"text + image): torch {speed['torch']:.1f} pairs/s, ONNX Runtime {speed['onnx']:.1f} pairs/s "
+              f"({speed['onnx'] / speed['torch']:.2f}x in the same run).\n")
     out = update_section(params.path("reports/benchmarks.md"), "Prediction latency", body, "python " + " ".join(sys.argv))
     print(body, f"written to {out}", sep="\n")
 

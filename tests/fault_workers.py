@@ -49,17 +49,18 @@ def tune_and_die(params_path: str, model: str, kill_at_trial: int) -> None:
     from mmsent import tune
     from mmsent.config import load_params
 
-    original = tune.train_once
+    original = tune.run_fold
+    folds = []
 
-    def train_once(*args, on_epoch=None, **kwargs):
-        def report(record):
-            on_epoch(record)
-            trials = tune.study(load_params(params_path), model).trials
-            if len(trials) - 1 == kill_at_trial and record["epoch"] == 2:
+    def run_fold(*args):
+        trials = tune.study(load_params(params_path), model).trials
+        if len(trials) - 1 == kill_at_trial:
+            folds.append(1)
+            if len(folds) == 2:  # the trial's first fold model is done, its second is being trained
                 die()
-        return original(*args, on_epoch=report, **kwargs)
+        return original(*args)
 
-    tune.train_once = train_once
+    tune.run_fold = run_fold
     tune.tune_model(load_params(params_path), model)
 
 

@@ -1,4 +1,7 @@
-"""The ablation report on a tiny project: dev-only keep decisions, ensembles, de-duplicated test."""
+"""The ablation report on a tiny project: keep decisions by cross-validation with the noise-aware
+rule, ensembles, de-duplicated test."""
+
+import json
 
 import pytest
 
@@ -17,12 +20,20 @@ def test_ablation_rows_ensembles_and_dedup(project, monkeypatch):  # noqa: F811
                                           {"lever": "not trained yet", "model": "absent"}]}
     for name in ("attention_fusion", "fusion_aux"):
         run_model(project, model_specs(project)[name])
-    # make the second row worse on dev: it must then be marked as not kept
-    monkeypatch.setattr(ablation, "dev_scores", lambda params, model, dataset: __import__("pandas").Series(
-        [0.6 if model == "attention_fusion" else 0.5]))
+    base = json.loads(project.path("metrics/attention_fusion_single.json").read_text())["cv"]["per_fold"]["weighted_f1"]
+
+    def set_folds(scores):
+        path = project.path("metrics/fusion_aux_single.json")
+        m = json.loads(path.read_text())
+        m["cv"]["per_fold"]["weighted_f1"] = scores
+        path.write_text(json.dumps(m))
+
+    set_folds([base[0] + 3.0, base[1] - 2.0])  # better on average, but by less than the folds' noise: not kept
     table = ablation.rows(project)
     assert list(table["model"]) == ["attention_fusion", "fusion_aux"]
-    assert list(table["kept (dev)"]) == ["yes", "no"]
+    assert list(table["kept (CV)"]) == ["yes", "no"] and ablation.kept_model(project) == "attention_fusion"
+    set_folds([b + 5.0 for b in base])  # better on every fold by the same margin: kept
+    assert list(ablation.rows(project)["kept (CV)"]) == ["yes", "yes"] and ablation.kept_model(project) == "fusion_aux"
     md = ablation.build(project).read_text()
     assert "Seed ensembles" in md and "De-duplicated test split" in md
     # every tiny test pair leaks, so the de-duplicated evaluation has no pairs left

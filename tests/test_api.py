@@ -97,6 +97,28 @@ def test_unknown_job_and_bad_training_requests(client):
     assert client.post("/train", json={"model": 3}).status_code == 422
 
 
+def test_training_beyond_loopback_needs_a_token(monkeypatch):
+    """A public server refuses POST /train without a configured token; with one, the wrong or a
+    missing bearer is a 401 and the right one gets through (to the usual 404 for an unknown model)."""
+    from fastapi.testclient import TestClient
+
+    from mmsent.api import TRAIN_TOKEN_ENV, create_app, is_loopback
+
+    monkeypatch.delenv(TRAIN_TOKEN_ENV, raising=False)
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.9")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("example.org")
+    pipe = Pipeline.load(device="cpu")
+    with TestClient(create_app(pipeline=pipe, loopback_only=False), raise_server_exceptions=False) as public:
+        r = public.post("/train", json={"model": "no_such_model"})
+        assert r.status_code == 403 and "--train-token" in r.json()["detail"]
+        assert public.get("/health").status_code == 200  # still serving
+    with TestClient(create_app(pipeline=pipe, loopback_only=False, train_token="s3cret"),
+                    raise_server_exceptions=False) as guarded:
+        assert guarded.post("/train", json={"model": "x"}).status_code == 401
+        assert guarded.post("/train", json={"model": "x"}, headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert guarded.post("/train", json={"model": "x"}, headers={"Authorization": "Bearer s3cret"}).status_code == 404
+
+
 def test_concurrent_requests_give_the_same_answers_as_sequential_ones(client):
     """16 clients at once: the shared model state is never corrupted (results are bit-identical)."""
     from concurrent.futures import ThreadPoolExecutor

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mmsent import prepare, results
+from mmsent import prepare, protocol, results
 from mmsent.config import load_params
 from mmsent.experiments import feature_data, load_parts, model_specs, run_model
 from mmsent.features import feature_path
@@ -26,7 +26,8 @@ MODELS = {
 @pytest.fixture
 def project(tmp_path, tiny_root):
     path = write_params(tmp_path / "p", tiny_root,
-                        train={"seeds": [0, 1], "epochs": 3, "batch_size": 4, "device": "cpu"})
+                        train={"seeds": [0, 1], "epochs": 3, "batch_size": 4, "device": "cpu"},
+                        protocol={"folds": 2, "repeats": 1, "seed": 0})  # 4 train + dev pairs, 2 per class
     text = path.read_text() + "\n"
     import yaml
     raw = yaml.safe_load(text)
@@ -34,6 +35,7 @@ def project(tmp_path, tiny_root):
     path.write_text(yaml.safe_dump(raw))
     params = load_params(path)
     prepare.run(params, progress=False)
+    protocol.run(params)
     df = load_parts(params, "single")
     ids = np.concatenate([d["id"].to_numpy() for d in df.values()]).astype(str)
     rng = np.random.default_rng(0)

@@ -96,7 +96,7 @@ def tuning_project(project):  # noqa: F811
     raw = yaml.safe_load(path.read_text())
     raw["tuning"] = {
         "apply": False, "models": ["attention_fusion"], "dataset": "single", "n_trials": 3, "seed": 0,
-        "startup_trials": 10, "warmup_epochs": 5, "storage": "sqlite:///data/optuna.db",
+        "storage": "sqlite:///data/optuna.db",
         "heartbeat_seconds": 1, "grace_seconds": 2,
         "spaces": {"attention_fusion": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
                                         "d_model": {"type": "categorical", "choices": [4, 8]}}},

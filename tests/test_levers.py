@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from mmsent import ablation, features, ocr, prepare
+from mmsent.config import load_params
 from mmsent.encoders import VaderEncoder
 from mmsent.experiments import build_inputs, load_parts, model_specs, run_model
 from mmsent.features import feature_path
@@ -322,7 +323,7 @@ def test_text_variant_rows_read_the_tweet_normalised_their_way(tiny_params):
     normalised = features.load_features(tiny_params, "vader", "single")
     raw = features.load_features(tiny_params, "vader", "single_text-raw")
     assert (normalised.ids == raw.ids).all() and not np.allclose(normalised.X, raw.X)  # "#HappyDays" vs "Happy Days"
-    spec = model_specs(tiny_params)["attention_raw_text"]
+    spec = model_specs(load_params(tiny_params.path("params.yaml"), profile="full"))["attention_raw_text"]
     spec.inputs = {"text": "vader"}  # the tiny project has no MiniLM cache
     data, _ = feature_data(tiny_params, spec, "single", load_parts(tiny_params, "single"))
     first = data["train"].ids[0]

@@ -62,7 +62,8 @@ def test_the_pipeline_twice_from_clean_gives_identical_metrics(tmp_path, tiny_ro
     single_only = [f"models.{m}.datasets=[single]" for m in ("majority", "vader", "tfidf_lr", "lstm", "text_head")]
     args = ["check-reproducible", "--out", str(tmp_path / "repro"), "-s", "train.seeds=[0, 1]",
             "-s", "train.epochs=2", "-s", "models.tfidf_lr.options={min_df: 1}", *[a for o in single_only for a in ("-s", o)],
-            "--only", "prepare", "--only", "ocr", "--only", "features", "--only", "02_text_baselines"]
+            "--only", "prepare", "--only", "ocr", "--only", "features", "--only", "folds",
+            "-s", "protocol.folds=2", "-s", "protocol.repeats=1", "--only", "02_text_baselines"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout[r.stdout.index("{"):])
@@ -72,3 +73,79 @@ def test_the_pipeline_twice_from_clean_gives_identical_metrics(tmp_path, tiny_ro
     # a second check into the same folder is refused: it must start from clean
     again = CliRunner().invoke(app, args)
     assert again.exit_code != 0 and isinstance(again.exception, FileExistsError)
+
+
+# --------------------------------------------------------------------------- another machine, simulated
+
+
+def test_perturbation_is_relative_seeded_and_off_by_default(tiny_params):
+    import numpy as np
+
+    from mmsent.features import perturbed
+
+    X = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
+    assert perturbed(tiny_params, X, "minilm", "single") is X  # off unless perturb.scale is set
+    tiny_params.extra["perturb"] = {"scale": 1e-5, "seed": 1}
+    a, b = perturbed(tiny_params, X, "minilm", "single"), perturbed(tiny_params, X, "minilm", "single")
+    assert (a == b).all() and not (a == X).all()  # repeatable, and it does change the features
+    assert np.abs(a / X - 1).max() < 1e-4  # relative noise of about the scale
+    assert not (perturbed(tiny_params, X, "efficientnet_lite0", "single") == a).all()  # each cache its own draw
+
+
+def test_perturbed_check_reruns_after_the_features_and_detects_a_flipped_choice(tmp_path, monkeypatch):
+    """On the tiny project: the check re-runs tuning, heads and the ablation on perturbed features,
+    writes the report, and a deliberately flipped choice (another kept lever) is reported."""
+    import yaml
+
+    from mmsent import ablation, protocol, reproduce, tune
+    from mmsent.config import load_params
+    from mmsent.experiments import FEATURE_FAMILIES, model_specs, run_models
+
+    from test_experiments import project as make_project  # the fixture's function, called directly
+    from test_tune import tuned_project as add_tuning
+
+    project = make_project.__wrapped__(tmp_path, __import__("conftest").make_tiny_mvsa(tmp_path / "mvsa"))
+    project = add_tuning.__wrapped__(project, monkeypatch)
+    raw = yaml.safe_load(project.path("params.yaml").read_text())
+    raw["tuning"] = project.extra["tuning"]
+    raw["models"]["fusion_b"] = {"family": "attention_fusion", "group": "ablation",
+                                 "inputs": {"text": "fake_text", "image": "fake_image"},
+                                 "options": {"d_model": 4, "hidden": [4]}}
+    raw["ablation"] = {"rows": [{"lever": "a", "model": "attention_fusion"}, {"lever": "b", "model": "fusion_b"}]}
+    project.path("params.yaml").write_text(yaml.safe_dump(raw))
+    project = load_params(project.path("params.yaml"))
+    protocol.run(project)
+    tune.run(project)
+    run_models(project, [s for s in model_specs(project).values()
+                         if s.group in ("text", "image", "fusion") and s.family in FEATURE_FAMILIES])
+    ablation.run(project)
+    root = project.path(".")
+    out = reproduce.check_perturbed(tmp_path / "perturbed", 1e-5, project=root,
+                                    steps=["tune", "heads", "ablation"], echo=lambda _: None)
+    report = (root / "reports/reproducibility.md").read_text()
+    assert out["rows"] >= 3 and "another machine, simulated" in report and "stated interval" in report
+    other = load_params(tmp_path / "perturbed/params.yaml")
+    assert other.extra["perturb"]["scale"] == 1e-5
+    assert (tmp_path / "perturbed/data/features").is_symlink()  # the project's caches, read perturbed
+    # flip a choice on purpose: the second lever wins every fold by 5 points in the other run
+    ref = reproduce.choices(project)
+    path = other.path("metrics/fusion_b_single.json")
+    m = json.loads(path.read_text())
+    base = json.loads(other.path("metrics/attention_fusion_single.json").read_text())["cv"]["per_fold"]["weighted_f1"]
+    m["cv"]["per_fold"]["weighted_f1"] = [b + 5 for b in base]
+    path.write_text(json.dumps(m))
+    flipped = reproduce.changed_choices(ref, reproduce.choices(other))
+    assert any("fusion_b" in f for f in flipped) and any("shipped model" in f for f in flipped)
+
+
+def test_rerun_interval_and_row_moves(tmp_path):
+    from mmsent.reproduce import rerun_interval, row_moves
+
+    assert rerun_interval(1.0, 5) == pytest.approx(1.96 * (2 / 5) ** 0.5)
+    for name, acc in (("a", 70.0), ("b", 70.5)):
+        (tmp_path / name / "metrics").mkdir(parents=True)
+        (tmp_path / name / "metrics/m_single.json").write_text(json.dumps(
+            {"accuracy": {"mean": acc, "std": 0.2}, "weighted_f1": {"mean": acc, "std": 1.0}, "seeds": 5}))
+    moves = row_moves(tmp_path / "a", tmp_path / "b")
+    assert list(moves["row"]) == ["m_single"] and moves["acc moved"][0] == pytest.approx(0.5)
+    assert not moves["within"][0]  # 0.5 > 1.24 * 0.2 for accuracy

@@ -1,8 +1,7 @@
-"""Shipping chooses on dev only: rewriting test scores never changes the choice."""
+"""Shipping takes the configuration the ablation kept by cross-validation: rewriting test scores
+never changes the choice, rewriting fold scores does."""
 
 import json
-
-import pandas as pd
 
 from mmsent import ship
 from mmsent.experiments import model_specs, run_model
@@ -11,31 +10,47 @@ from mmsent.train import load_checkpoint
 from test_experiments import project  # noqa: F401
 
 
-def test_choice_uses_dev_never_test(project):  # noqa: F811
+def _rewrite(project, model, fn):
+    path = project.path(f"metrics/{model}_single.json")
+    m = json.loads(path.read_text())
+    fn(m)
+    path.write_text(json.dumps(m))
+
+
+def test_choice_uses_cross_validation_never_test(project):  # noqa: F811
     project.extra["models"]["attention_fusion_b"] = dict(project.extra["models"]["attention_fusion"],
                                                          options={"d_model": 4, "hidden": [4]})
+    project.extra["ablation"] = {"rows": [{"lever": "a", "model": "attention_fusion"},
+                                          {"lever": "b", "model": "attention_fusion_b"}]}
     for name in ("attention_fusion", "attention_fusion_b"):
         run_model(project, model_specs(project)[name])
+    base = json.loads(project.path("metrics/attention_fusion_single.json").read_text())["cv"]["per_fold"]["weighted_f1"]
+    _rewrite(project, "attention_fusion_b", lambda m: m["cv"]["per_fold"].update(weighted_f1=[b + 4 for b in base]))
     model, seed, table = ship.choose(project)
-    loser = next(n for n in ("attention_fusion", "attention_fusion_b") if n != model)
-    # make the dev-loser look perfect on test: the choice must not move
-    path = project.path(f"metrics/{loser}_single.json")
-    m = json.loads(path.read_text())
-    m["accuracy"]["mean"] = m["weighted_f1"]["mean"] = 100.0
-    path.write_text(json.dumps(m))
+    assert (model, seed) == ("attention_fusion_b", project.extra["train"]["seeds"][0]) and len(table) == 2
+
+    def perfect(m):
+        m["accuracy"]["mean"] = m["weighted_f1"]["mean"] = 100.0
+
+    def useless(m):
+        m["accuracy"]["mean"] = m["weighted_f1"]["mean"] = 0.0
+
+    _rewrite(project, "attention_fusion", perfect)  # the CV-loser looks perfect on test, the winner useless
+    _rewrite(project, "attention_fusion_b", useless)
     assert ship.choose(project)[:2] == (model, seed)
-    hist = pd.read_csv(project.path(f"metrics/history/{model}_single.csv"))
-    assert seed == int(hist.groupby("seed")["dev_weighted_f1"].max().idxmax())
+    _rewrite(project, "attention_fusion_b", lambda m: m["cv"]["per_fold"].update(weighted_f1=base))
+    assert ship.choose(project)[0] == "attention_fusion"  # equal on the folds: the simpler, earlier row stays
 
 
 def test_ship_copies_the_checkpoint_and_writes_the_card(project, monkeypatch):  # noqa: F811
+    project.extra["ablation"] = {"rows": [{"lever": "attention", "model": "attention_fusion"}]}
     run_model(project, model_specs(project)["attention_fusion"])
     out = ship.run(project)
     assets = project.path(ship.ASSETS)
     _, payload = load_checkpoint(assets / "default_model.pt")
     assert payload["model_name"] == out["model"] == "attention_fusion" and payload["seed"] == out["seed"]
     card = (assets / "MODEL_CARD.md").read_text()
-    assert "Chosen on dev only" in card and "Intended use and limits" in card
+    assert "Chosen by cross-validation, never on test" in card and "Intended use and limits" in card
 
 
 def test_the_card_says_whether_the_model_reads_text_inside_images():

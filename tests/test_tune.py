@@ -1,4 +1,5 @@
-"""Optuna tuning on a tiny synthetic project: seconds, resumable, dev only, applied to training."""
+"""Optuna tuning on a tiny synthetic project: seconds, resumable, scored by CV over train + dev
+(never test), the simplest trial within one standard error written, applied to training."""
 
 import numpy as np
 import optuna
@@ -15,7 +16,7 @@ from test_experiments import project  # noqa: F401  (fixture: tiny project with 
 def tuned_project(project, monkeypatch):  # noqa: F811
     project.extra["tuning"] = {
         "apply": True, "models": ["attention_fusion"], "dataset": "single", "n_trials": 3, "seed": 0,
-        "startup_trials": 1, "warmup_epochs": 1, "storage": "sqlite:///data/optuna.db",
+        "storage": "sqlite:///data/optuna.db",
         "spaces": {"attention_fusion": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
                                         "d_model": {"type": "categorical", "choices": [4, 8]},
                                         "hidden": {"type": "categorical", "choices": [[8], [8, 4]]}}},
@@ -39,22 +40,71 @@ def test_study_runs_resumes_and_writes_best(tuned_project):
 
 
 def test_tuning_never_reads_test(tuned_project, monkeypatch):
+    """Every pair a trial trains on, stops on or predicts is a train or dev pair: a test id fails it."""
+    from mmsent import experiments
+    from mmsent.experiments import load_parts
+
+    test_ids = set(load_parts(tuned_project, "single")["test"]["id"].astype(str))
     seen = []
-    original = tune.build_inputs
+    fit, predict = experiments.fit, experiments.predict_proba
 
-    def spy(params, spec, dataset, parts, options=None):
-        seen.append({k: len(v) for k, v in parts.items()})
-        return original(params, spec, dataset, parts, options)
+    def spy_fit(model, train, dev, cfg, **kw):
+        seen.extend(train.ids + (dev.ids if dev is not None else []))
+        return fit(model, train, dev, cfg, **kw)
 
-    monkeypatch.setattr(tune, "build_inputs", spy)
-    tune.tune_model(tuned_project, "attention_fusion", n_trials=1)
-    assert seen and all(s["test"] == 0 for s in seen)
+    def spy_predict(model, data, **kw):
+        seen.extend(data.ids)
+        return predict(model, data, **kw)
+
+    monkeypatch.setattr(experiments, "fit", spy_fit)
+    monkeypatch.setattr(experiments, "predict_proba", spy_predict)
+    tune.tune_model(tuned_project, "attention_fusion", n_trials=2)
+    assert seen and test_ids and not test_ids & set(seen)
 
 
-def test_trials_train_with_the_tuning_overrides(tuned_project):
+def test_trials_train_with_the_tuning_overrides(tuned_project, monkeypatch):
     tuned_project.extra["tuning"]["trial_train"] = {"epochs": 1}  # the project trains 3 epochs otherwise
+    epochs = []
+    original = tune.run_fold
+
+    def spy(*args):
+        out = original(*args)
+        epochs.append(len(out["history"]))
+        return out
+
+    monkeypatch.setattr(tune, "run_fold", spy)
     st = tune.tune_model(tuned_project, "attention_fusion", n_trials=2)
-    assert all(max(t.intermediate_values) == 1 for t in st.trials)
+    assert epochs == [1] * 4  # 2 trials x 2 folds, one epoch each
+    assert all(len(t.user_attrs["fold_scores"]) == 2 for t in st.trials)
+
+
+def test_trials_do_not_depend_on_scores(tuned_project, monkeypatch):
+    """Which trials run is fixed by the seed alone: a study whose folds score otherwise proposes the same."""
+    first = [t.params for t in tune.tune_model(tuned_project, "attention_fusion", n_trials=3).trials]
+    tuned_project.extra["tuning"]["storage"] = "sqlite:///data/optuna_other.db"
+    original = tune.run_fold
+    monkeypatch.setattr(tune, "run_fold", lambda *a: {**original(*a), "weighted_f1": float(np.random.rand())})
+    assert [t.params for t in tune.tune_model(tuned_project, "attention_fusion", n_trials=3).trials] == first
+
+
+def _study_with(trials: list[tuple[float, list[float], int]]) -> optuna.Study:
+    st = optuna.create_study(direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)}
+    for k, (value, folds, size) in enumerate(trials):
+        st.add_trial(optuna.trial.create_trial(params={"lr": 1e-3 + k * 1e-4}, distributions=dist, value=value,
+                                               user_attrs={"fold_scores": folds, "parameters": size}))
+    return st
+
+
+def test_one_standard_error_rule_takes_the_simplest_close_trial():
+    best = [70.0, 72.0, 71.0, 73.0, 69.0]  # mean 71.0, spread ~1.6 -> corrected SE ~1.2
+    st = _study_with([(71.0, best, 5000), (70.5, [x - 0.5 for x in best], 800), (69.0, [x - 2 for x in best], 100)])
+    chosen, se = tune.choose_trial(st, folds=5)
+    assert 0.5 < se < 2 and chosen.number == 1  # within one SE and smaller; trial 2 is smaller but too far
+    # a 1e-6 change of the top score cannot move the choice
+    st2 = _study_with([(71.0 + 1e-6, [x + 1e-6 for x in best], 5000), (70.5, [x - 0.5 for x in best], 800),
+                       (69.0, [x - 2 for x in best], 100)])
+    assert tune.choose_trial(st2, folds=5)[0].number == 1
 
 
 def test_the_stage_runs_studies_side_by_side_like_one_by_one(tuned_project, monkeypatch):
@@ -67,7 +117,7 @@ def test_the_stage_runs_studies_side_by_side_like_one_by_one(tuned_project, monk
     tuned_project.extra["tuning"]["storage"] = "sqlite:///data/optuna_sequential.db"
     monkeypatch.setenv("MMSENT_WORKERS", "1")
     one_by_one = tune.run(tuned_project)
-    assert {m: s["best_params"] for m, s in one_by_one.items()} == {m: s["best_params"] for m, s in side_by_side.items()}
+    assert {m: s["chosen_params"] for m, s in one_by_one.items()} == {m: s["chosen_params"] for m, s in side_by_side.items()}
 
 
 def test_suggest_types_and_bad_space():

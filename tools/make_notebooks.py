@@ -71,8 +71,11 @@ for number, group, title, intro, extra in [
 ]:
     name = {"text": "02_text_baselines", "image": "03_image_baselines", "fusion": "04_fusion"}[group]
     write_notebook(HERE / f"{name}.ipynb", [
-        ("md", f"# {number} · {title}\n\n{intro}\n\nEvery model is trained by `mmsent.train.fit` over the seeds in "
-               "`params.yaml` (early stopping on dev weighted F1) and scored once on test by `mmsent.evaluate`. "
+        ("md", f"# {number} · {title}\n\n{intro}\n\nEvery model is trained by `mmsent.train.fit`. Heads on cached "
+               "features are stopped by cross-validation over train + dev (`mmsent.protocol`; the learning curves "
+               "are their fold models' held-out scores) and each seed's final model trains on train + dev for the "
+               "cross-validated epoch count; the BiLSTM, DenseNet-121 and MVSA-Multiple models early-stop on dev. "
+               "Test is read once per final model (`mmsent.evaluate`). "
                "This notebook only drives `mmsent.experiments` and `mmsent.plots`."),
         ("params", PARAMS),
         ("code", LOAD),
@@ -81,13 +84,16 @@ for number, group, title, intro, extra in [
     ])
 
 write_notebook(HERE / "05_tuning.ipynb", [
-    ("md", "# 05 · Hyperparameter tuning (Optuna)\n\nOne study per model in `params.yaml` → `tuning.models`, on the "
-           "**dev split only**: TPE sampler with a fixed seed, median pruner on per-epoch dev weighted F1. The "
-           "best values go to `params/best_<model>.yaml`, which the training stages read. Logic: `mmsent.tune`."),
+    ("md", "# 05 · Hyperparameter tuning (Optuna)\n\nOne study per model in `params.yaml` → `tuning.models`, each "
+           "trial scored by **cross-validation over train + dev** (never test): a seeded Sobol sampler and no pruner, "
+           "so which trials run does not depend on their scores. The values written to `params/best_<model>.yaml` "
+           "(read by the training stages) are the simplest trial within one corrected standard error of the best. "
+           "Logic: `mmsent.tune`."),
     ("params", PARAMS),
     ("code", LOAD + "from mmsent import tune"),
     ("code", "summary = tune.run(params)\nfor model, s in summary.items():\n"
-             "    print(f\"{model}: best dev weighted F1 {s['best_dev_weighted_f1']:.2f} after {s['trials']} trials: {s['best_params']}\")"),
+             "    print(f\"{model}: chosen CV weighted F1 {s['chosen_cv_weighted_f1']:.2f} (best {s['best_cv_weighted_f1']:.2f}, "
+             "one SE {s['one_se']:.2f}) after {s['trials']} trials: {s['chosen_params']}\")"),
     ("code", "for path in sorted(params.path('reports/figures').glob('tuning_*.png')):\n    display(Image(filename=str(path)))"),
 ])
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
+import os
 import threading
 import traceback
 import uuid
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, Header, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -109,13 +111,44 @@ class Jobs:
         return any(j["status"] in ("queued", "running") for j in self.jobs.values())
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from elsewhere
+
+
+TRAIN_TOKEN_ENV = "MMSENT_TRAIN_TOKEN"
+
+
 def create_app(model_path: str | Path | None = None, params_path: str | Path | None = None,
                image_dir: str | Path | None = None, max_upload_bytes: int = DEFAULT_MAX_BYTES,
-               pipeline: Pipeline | None = None) -> FastAPI:
+               pipeline: Pipeline | None = None, train_token: str | None = None,
+               loopback_only: bool = True) -> FastAPI:
+    """``train_token`` (or ``$MMSENT_TRAIN_TOKEN``): ``POST /train`` then needs
+    ``Authorization: Bearer <token>``. A server bound beyond loopback (``loopback_only=False``)
+    refuses ``POST /train`` altogether unless a token is configured: training runs arbitrary
+    parameter overrides on the server's CPU and replaces the model it serves."""
     app = FastAPI(title="mmsent", version=__version__,
                   description="Multimodal (text + image) tweet sentiment: positive / neutral / negative.")
     state = {"pipe": pipeline or Pipeline.load(model_path), "jobs": Jobs()}
     image_root = Path(image_dir).resolve() if image_dir else None
+    token = train_token or os.environ.get(TRAIN_TOKEN_ENV) or None
+
+    def allowed_to_train(authorization: str | None) -> None:
+        if token is None:
+            if not loopback_only:
+                raise HTTPException(403, "POST /train is disabled on a server bound beyond loopback without a "
+                                         f"token: start it with --train-token or {TRAIN_TOKEN_ENV}")
+            return
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "POST /train needs the header 'Authorization: Bearer <train token>'")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -198,9 +231,10 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
                                                               "error_type": type(p).__name__} for p in pairs]
         return {"results": results}
 
-    @app.post("/train", status_code=202, response_model=JobAccepted, responses=errors(400, 404, 409))
-    def train(body: TrainIn) -> dict[str, Any]:
+    @app.post("/train", status_code=202, response_model=JobAccepted, responses=errors(400, 401, 403, 404, 409))
+    def train(body: TrainIn, authorization: str | None = Header(None)) -> dict[str, Any]:
         """Start a background training job for one model; the served model switches on success."""
+        allowed_to_train(authorization)
         from mmsent.config import load_params
         from mmsent.experiments import model_specs
 
@@ -220,13 +254,13 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
 
         def work() -> None:
             from mmsent.experiments import MODELS_DIR, run_model
-            from mmsent.ship import dev_scores
+            from mmsent.ship import shipped_seed
 
             job = jobs.jobs[job_id]
             job["status"] = "running"
             try:
                 result = run_model(params, specs[body.model])["single"]
-                seed = int(dev_scores(params, body.model).idxmax())  # chosen on dev, never test
+                seed = shipped_seed(params)  # the first seed: no seed is picked by a score
                 new = Pipeline.load(params.path(MODELS_DIR) / body.model / "single" / f"seed{seed}.pt")
                 state["pipe"] = new  # swap only after a complete, successful run
                 job.update(status="succeeded", metrics={k: result[k] for k in ("accuracy", "weighted_f1", "macro_f1")},

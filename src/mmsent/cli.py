@@ -85,13 +85,34 @@ def tune(model: str = typer.Option(..., help="a model with a search space in tun
     if write_best:
         stage.write_best(p, model, st)
     finished = st.get_trials(deepcopy=False, states=stage.FINISHED)
+    from mmsent.protocol import protocol_config
+
+    chosen, se = stage.choose_trial(st, protocol_config(p).folds)
     typer.echo(json.dumps({"study": st.study_name, "finished_trials": len(finished),
-                           "best_dev_weighted_f1": round(100 * st.best_value, 2), "best_params": st.best_params}))
+                           "best_cv_weighted_f1": round(st.best_value, 2), "one_se": round(se, 2),
+                           "chosen_trial": chosen.number, "chosen_cv_weighted_f1": round(chosen.value, 2),
+                           "chosen_params": chosen.params}))
+
+
+@app.command()
+def folds(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
+    """Cut train + dev into the cross-validation folds every choice is made on (data/folds/)."""
+    from mmsent import protocol
+
+    typer.echo(json.dumps(protocol.run(load_params(params, profile=profile))))
+
+
+@app.command()
+def protocols(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
+    """The headline models on the label-agreement split and Cheema et al.'s 10 folds."""
+    from mmsent import protocols as stage
+
+    typer.echo(json.dumps(stage.run(load_params(params, profile=profile))))
 
 
 @app.command()
 def ship(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
-    """Copy the best fusion model (chosen on dev) into the package, with its model card."""
+    """Copy the configuration the ablation kept (by cross-validation) into the package, with its model card."""
     from mmsent import ship as stage
 
     typer.echo(json.dumps(stage.run(load_params(params, profile=profile))))
@@ -198,13 +219,17 @@ def predict_batch(csv_in: Path = typer.Argument(..., help="CSV with a text and/o
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = ModelOpt,
           params: Optional[Path] = ParamsOpt,
-          image_dir: Optional[Path] = typer.Option(None, help="folder that image_path requests may read from")) -> None:
+          image_dir: Optional[Path] = typer.Option(None, help="folder that image_path requests may read from"),
+          train_token: Optional[str] = typer.Option(None, envvar="MMSENT_TRAIN_TOKEN",
+                                                    help="POST /train needs 'Authorization: Bearer TOKEN'; without "
+                                                         "one, a server bound beyond loopback refuses /train")) -> None:
     """Start the REST API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from mmsent.api import create_app
+    from mmsent.api import create_app, is_loopback
 
-    uvicorn.run(create_app(model_path=model, params_path=params, image_dir=image_dir), host=host, port=port)
+    uvicorn.run(create_app(model_path=model, params_path=params, image_dir=image_dir, train_token=train_token,
+                           loopback_only=is_loopback(host)), host=host, port=port)
 
 
 @app.command()
@@ -231,11 +256,20 @@ def check_reproducible(out: Path = typer.Option(Path("runs/repro"), help="the tw
                        profile: Optional[str] = ProfileOpt,
                        set_: list[str] = typer.Option([], "--set", "-s", help="params override section.key=value"),
                        only: list[str] = typer.Option([], help="run only these steps (default: all)"),
-                       tol: float = typer.Option(0.0, min=0.0, help="absolute tolerance (0: exact, as on CPU)")) -> None:
-    """Run the whole pipeline twice from clean and compare every metric file; exit 1 on any difference."""
-    from mmsent.reproduce import check
+                       tol: float = typer.Option(0.0, min=0.0, help="absolute tolerance (0: exact, as on CPU)"),
+                       perturb: float = typer.Option(0.0, min=0.0, help="simulate another machine: features times "
+                                                     "(1 + PERTURB · noise), every later stage re-run into OUT and "
+                                                     "compared with the project's outputs (reports/reproducibility.md)"),
+                       noise_seed: int = typer.Option(1, help="the perturbation's noise seed")) -> None:
+    """Run the whole pipeline twice from clean and compare every metric file; exit 1 on any difference.
+    With --perturb: another machine simulated; exit 1 if any choice changed or a row left its interval."""
+    from mmsent import reproduce
 
-    summary = check(out, profile, set_, only or None, tol=tol, echo=typer.echo)
+    if perturb:
+        summary = reproduce.check_perturbed(out, perturb, noise_seed, echo=typer.echo)
+        typer.echo(json.dumps(summary, indent=2))
+        raise typer.Exit(0 if not summary["choices_changed"] and summary["outside"] <= summary["rows"] // 20 else 1)
+    summary = reproduce.check(out, profile, set_, only or None, tol=tol, echo=typer.echo)
     typer.echo(json.dumps(summary, indent=2))
     raise typer.Exit(0 if summary["identical"] else 1)
 

@@ -68,8 +68,11 @@ class FeaturesConfig:
     text_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     variant_encoders: list[str] | None = None
     image_size: int = 224
+    backend: str = "torch"  # torch | onnx: ONNX Runtime for the CPU encoders (mmsent.onnx_backend)
 
     def __post_init__(self) -> None:
+        if self.backend not in ("torch", "onnx"):
+            raise ValueError(f"features.backend must be torch or onnx, not {self.backend!r}")
         for name, overrides in self.text_variants.items():
             try:
                 TextConfig(**overrides)

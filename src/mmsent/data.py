@@ -177,11 +177,38 @@ def cheema_labels(root: Path, dataset: str) -> dict[str, str]:
         return {row[0].strip(): CHEEMA_ID2LABEL[int(row[1])] for row in csv.reader(fh) if row}
 
 
+def agreement_split(root: Path, dataset: str = "single") -> dict[str, str]:
+    """id → part for the label-agreement protocol (QMF / PDF: the 2,592 MVSA-Single pairs whose
+    text and image labels agree, 1,555 / 518 / 519). Only MVSA-Single has it."""
+    if dataset != "single":
+        raise ValueError("the label-agreement split exists for MVSA-Single only")
+    out: dict[str, str] = {}
+    for part in PARTS:
+        path = Path(root) / "splits/agreement/single" / f"{part}.jsonl"
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                out[str(json.loads(line)["id"])] = part
+    return out
+
+
+def agreement_labels(root: Path) -> dict[str, str]:
+    """id → label name as stored in the agreement files (used to verify the cleaning rule)."""
+    out = {}
+    for part in PARTS:
+        for line in (Path(root) / "splits/agreement/single" / f"{part}.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                item = json.loads(line)
+                out[str(item["id"])] = str(item["label"])
+    return out
+
+
 def split_assignment(root: Path, dataset: str, scheme: str = "clmlf", fold: int = 1) -> dict[str, str]:
     if scheme == "clmlf":
         return clmlf_split(root, dataset)
     if scheme == "cheema":
         return cheema_split(root, dataset, fold)
+    if scheme == "agreement":
+        return agreement_split(root, dataset)
     raise ValueError(f"unknown split scheme {scheme!r}")
 
 

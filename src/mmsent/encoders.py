@@ -20,6 +20,9 @@ Built in (all offline, weights shipped by registry packages):
   (1152-d; ``full`` profile)
 * ``vader`` — VADER lexicon scores (neg, neu, pos, compound; 4-d), package ``vaderSentiment``
 
+``backend="onnx"`` (``features.backend``) runs ``minilm``, ``st:`` encoders and every EfficientNet
+view on the CPU through ONNX Runtime (:mod:`mmsent.onnx_backend`); the torch path stays for GPUs.
+
 Pluggable by name, for the source system's encoders or any other:
 
 * ``hf:<name-or-path>`` — a transformers encoder (e.g. BERT-base, 768-d), mean-pooled; loaded
@@ -127,10 +130,17 @@ class TransformersTextEncoder(Encoder):
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
+def uses_onnx(backend: str, device: torch.device) -> bool:
+    """ONNX Runtime serves CPU inference only; on a GPU the torch path runs whatever was asked."""
+    from mmsent.onnx_backend import check_backend
+
+    return check_backend(backend) == "onnx" and device.type == "cpu"
+
+
 class SentenceTransformerEncoder(Encoder):
     modality = "text"
 
-    def __init__(self, path: str | Path, name: str, device: str = "auto") -> None:
+    def __init__(self, path: str | Path, name: str, device: str = "auto", backend: str = "torch") -> None:
         super().__init__(device)
         from sentence_transformers import SentenceTransformer
 
@@ -138,8 +148,15 @@ class SentenceTransformerEncoder(Encoder):
         self.name = name
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
+        self.onnx = None
+        if uses_onnx(backend, self.device) and type(self) is SentenceTransformerEncoder:
+            from mmsent.onnx_backend import OnnxSentenceEncoder
+
+            self.onnx = OnnxSentenceEncoder(self.model, encoder_dirname(name))
 
     def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if self.onnx is not None:
+            return self.onnx.encode(items, batch_size)
         return self.model.encode(list(items), batch_size=batch_size, show_progress_bar=progress,
                                  convert_to_numpy=True).astype(np.float32)
 
@@ -288,7 +305,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
     dim = 1280
 
     def __init__(self, device: str = "auto", image_size: int = 224, flip_tta: bool = False,
-                 view: str = "pooled") -> None:
+                 view: str = "pooled", backend: str = "torch") -> None:
         super().__init__(device, image_size)
         if view not in self.VIEWS:
             raise ValueError(f"EfficientNet view must be one of {self.VIEWS}, not {view!r}")
@@ -304,6 +321,11 @@ class EfficientNetLiteEncoder(ImageEncoder):
         self.model = efficientnet_lite0()
         # channels-last: its depthwise convolutions run ~1.3x faster on CPU (same features to 1e-5)
         self.model.eval().to(self.device, memory_format=torch.channels_last)
+        self.onnx = None
+        if uses_onnx(backend, self.device):
+            from mmsent.onnx_backend import OnnxImageForward
+
+            self.onnx = OnnxImageForward(TorchForward(self), image_size, self.name)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - 127.5) / 127.5  # how EfficientNet-Lite was trained
@@ -321,10 +343,26 @@ class EfficientNetLiteEncoder(ImageEncoder):
             return torch.nn.functional.adaptive_avg_pool2d(fmap, self.REGION_GRID).flatten(2).transpose(1, 2)
         return fmap.mean(dim=(2, 3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def torch_forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.flip_tta:
             return (self.pooled(x) + self.pooled(x.flip(-1))) / 2
         return self.pooled(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.onnx(x) if self.onnx is not None else self.torch_forward(x)
+
+
+class TorchForward(torch.nn.Module):
+    """An image encoder's torch forward as a module (its network registered, so its weights key
+    the ONNX cache): what the ONNX backend exports."""
+
+    def __init__(self, encoder: EfficientNetLiteEncoder) -> None:
+        super().__init__()
+        self.model = encoder.model
+        self.run = encoder.torch_forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)
 
 
 TORCHVISION_DIMS = {"resnet50": 2048, "resnet18": 512, "densenet121": 1024}
@@ -384,24 +422,26 @@ class TorchvisionEncoder(ImageEncoder):
 # --------------------------------------------------------------------------- registry
 
 _BUILTIN: dict[str, Callable[..., Encoder]] = {
-    "minilm": lambda device="auto", **_: SentenceTransformerEncoder(minilm_path(), "minilm", device),
-    "efficientnet_lite0": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(device, image_size),
-    "efficientnet_lite0_flip": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(device, image_size,
-                                                                                                 flip_tta=True),
+    "minilm": lambda device="auto", backend="torch", **_: SentenceTransformerEncoder(minilm_path(), "minilm", device,
+                                                                                     backend),
+    "efficientnet_lite0": lambda device="auto", image_size=224, backend="torch", **_: EfficientNetLiteEncoder(
+        device, image_size, backend=backend),
+    "efficientnet_lite0_flip": lambda device="auto", image_size=224, backend="torch", **_: EfficientNetLiteEncoder(
+        device, image_size, flip_tta=True, backend=backend),
     "vader": lambda device="auto", **_: VaderEncoder(device),
     # MiniLM's layers 2 and 4 mean-pooled before its usual (normalised) sentence vector (1152-d; full profile)
     "minilm_layers": lambda device="auto", **_: TransformersTextEncoder(
         str(minilm_path()), device, normalize=True, layers=(2, 4), name="minilm_layers"),
     # token and region vectors for cross-modal attention (full profile)
     "minilm_tokens": lambda device="auto", **_: TokenEncoder(minilm_path(), "minilm_tokens", device),
-    "efficientnet_lite0_regions": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
-        device, image_size, view="regions"),
+    "efficientnet_lite0_regions": lambda device="auto", image_size=224, backend="torch", **_: EfficientNetLiteEncoder(
+        device, image_size, view="regions", backend=backend),
     # the last block's output, for fine-tuning the head convolution on cached inputs (full profile)
-    "efficientnet_lite0_map": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
-        device, image_size, view="map"),
+    "efficientnet_lite0_map": lambda device="auto", image_size=224, backend="torch", **_: EfficientNetLiteEncoder(
+        device, image_size, view="map", backend=backend),
     # several blocks pooled: stages 4-7 and the head (80 + 112 + 192 + 320 + 1280; a default cache)
-    "efficientnet_lite0_stages": lambda device="auto", image_size=224, **_: EfficientNetLiteEncoder(
-        device, image_size, view="stages"),
+    "efficientnet_lite0_stages": lambda device="auto", image_size=224, backend="torch", **_: EfficientNetLiteEncoder(
+        device, image_size, view="stages", backend=backend),
 }
 
 
@@ -420,15 +460,15 @@ def computed_by(name: str, configured) -> tuple[str, slice]:
     return (source, columns) if source in configured else (name, slice(None))
 
 
-def get_encoder(name: str, device: str = "auto", **kwargs) -> Encoder:
-    """Build an encoder by registry name (see the module docstring)."""
+def get_encoder(name: str, device: str = "auto", backend: str = "torch", **kwargs) -> Encoder:
+    """Build an encoder by registry name (see the module docstring); ``backend``: torch or onnx."""
     if name in _BUILTIN:
-        return _BUILTIN[name](device=device, **kwargs)
+        return _BUILTIN[name](device=device, backend=backend, **kwargs)
     prefix, _, arg = name.partition(":")
     if prefix == "hf" and arg:
         return TransformersTextEncoder(arg, device=device)
     if prefix == "st" and arg:
-        return SentenceTransformerEncoder(arg, name, device)
+        return SentenceTransformerEncoder(arg, name, device, backend)
     if prefix == "torchvision" and arg:
         return TorchvisionEncoder(arg, device=device, image_size=kwargs.get("image_size", 224))
     raise KeyError(f"unknown encoder {name!r}; built in: {sorted(_BUILTIN)}, or hf:/st:/torchvision:<arg>")

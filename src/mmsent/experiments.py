@@ -1,7 +1,11 @@
 """Train and evaluate the models named in ``params.yaml`` over seeds: the protocol.
 
-For every model × dataset × seed: train on train, early-stop on dev, then read test once.
-Written per model and dataset:
+Models on cached features (heads and fusion heads, MVSA-Single) are chosen and stopped by
+cross-validation (:mod:`mmsent.protocol`): one fold model per fold of train + dev, early-stopped
+on the fold it holds out; then each seed's final model trains on all of train + dev for the
+folds' median best epoch count and reads test once. Models too slow for k folds (the BiLSTM,
+DenseNet-121, end-to-end fine-tuning, self-distillation) and every MVSA-Multiple model keep the
+older protocol: train on train, early-stop on dev, read test once. Written per model and dataset:
 
 * ``models/<model>/<dataset>/seed<k>.pt`` — self-contained checkpoint (neural models)
 * ``data/predictions/<model>/<dataset>/seed<k>.csv`` — id, gold, predicted, probabilities
@@ -25,7 +29,7 @@ import torch
 from mmsent.config import Params
 from mmsent.data import PARTS, load_prepared
 from mmsent.device import pick_device, seed_everything
-from mmsent.evaluate import aggregate, compute_metrics, predictions_frame, save_frame
+from mmsent.evaluate import aggregate, bootstrap_interval, compute_metrics, predictions_frame, save_frame
 from mmsent.features import cache_name, load_features
 from mmsent.images import open_image, square_crop
 from mmsent.io import read_json, write_json
@@ -36,6 +40,7 @@ from mmsent.models.fusion import SEQUENCE_INPUTS
 from mmsent.models.lstm import build_vocab, encode_tokens
 from mmsent.parallel import resolve_workers, run_jobs, share_bounds
 from mmsent.prepare import PREPARED_DIR
+from mmsent.protocol import corrected_se, cv_epochs, held_out, pool, protocol_config
 from mmsent.text import tokenize
 from mmsent.train import SOFT_LABEL, TensorData, TrainConfig, fit, predict_proba, save_checkpoint
 
@@ -190,8 +195,11 @@ def pixel_data(params: Params, parts: dict[str, pd.DataFrame], size: int) -> dic
 
 
 def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame],
-                 options: dict[str, Any] | None = None):
-    """The family's config (``spec.options`` updated by ``options``) and its train/dev/test data."""
+                 options: dict[str, Any] | None = None, protocol_parts: dict[str, pd.DataFrame] | None = None):
+    """The family's config (``spec.options`` updated by ``options``) and its train/dev/test data.
+
+    ``protocol_parts``: the protocol's own train/dev/test (default: ``load_parts``), whose texts
+    pre-training on MVSA-Multiple must not see."""
     config = make_config(spec.family, {**spec.options, **(options or {})})
     if spec.family in FEATURE_FAMILIES:
         data, dims = feature_data(params, spec, dataset, parts)
@@ -209,9 +217,11 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
         if spec.pretrain:
             from mmsent.pretrain import pretraining_data
 
-            # the full dev and test splits, not ``parts``: tuning passes an empty test part, and
-            # Multiple texts matching a Single test text must go whoever asks
-            data["pretrain"] = pretraining_data(params, spec.inputs["text"], load_parts(params, dataset))
+            # every text of the protocol, not ``parts``: tuning passes an empty test part, and
+            # cross-validation holds out train pairs too, so no Single text may be pre-trained on
+            held = protocol_parts or load_parts(params, dataset)
+            data["pretrain"] = pretraining_data(params, spec.inputs["text"],
+                                                {"dev": pool(held), "test": held["test"]})
     elif spec.family == "finetune_fusion":
         # the tweet goes through the encoder being trained; the rest (image, lexicon, ocr) is cached
         cached_spec = dataclasses.replace(spec, inputs={m: e for m, e in spec.inputs.items() if m != "text"})
@@ -268,8 +278,10 @@ def ocr_meta(params: Params, spec: ModelSpec) -> dict[str, Any]:
 
 
 def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame],
-             config, data: dict[str, TensorData] | None, seed: int) -> dict[str, Any]:
-    """One seed: train, read test once, write its predictions and checkpoint (in any process)."""
+             config, data: dict[str, TensorData] | None, seed: int,
+             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One seed: train, read test once, write its predictions and checkpoint (in any process).
+    ``overrides`` (train settings): e.g. the cross-validated ``stop_after`` of a final model."""
     start = time.perf_counter()
     if spec.family in BASELINES:
         clf_kwargs = dict(spec.options, **({"seed": seed} if spec.family == "tfidf_lr" else {}))
@@ -278,8 +290,8 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
         probs, extras, history, model = clf.predict_proba(list(parts["test"]["text"])), {}, [], None
     else:
         run_dir = params.path(MODELS_DIR) / spec.name / dataset
-        model, history = train_once(params, spec, config, data, seed, resume=run_dir / f".seed{seed}.resume.pt",
-                                    dataset=dataset)
+        model, history = train_once(params, spec, config, data, seed, train_overrides=overrides,
+                                    resume=run_dir / f".seed{seed}.resume.pt", dataset=dataset)
         probs, extras = predict_proba(model, data["test"], device=next(model.parameters()).device)
         model.cpu()
     seconds = time.perf_counter() - start
@@ -292,14 +304,15 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
         save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"seed{seed}.pt", model,
                         spec.family, encoders=spec.inputs, model_name=spec.name, dataset=dataset,
                         text_config=dataclasses.asdict(params.features.text_config(params.text, spec.text_variant)),
-                        image_size=params.features.image_size, **ocr_meta(params, spec),
+                        image_size=params.features.image_size, feature_backend=params.features.backend,
+                        **ocr_meta(params, spec),
                         seed=seed, history=history, test_metrics=metrics)
         if spec.family == "densenet121":
             facts["imagenet_pretrained"] = bool(model.config.pretrained)
         if spec.family == "bilstm":
             facts["glove_coverage"] = float(model.config.glove_coverage)
     return {"metrics": {"seed": seed, **metrics}, "history": [{"seed": seed, **h} for h in history],
-            "seconds": seconds, "facts": facts}
+            "seconds": seconds, "facts": facts, "predicted": probs.argmax(1)}
 
 
 def train_workers(params: Params, jobs: int, device: str = "auto") -> int:
@@ -326,21 +339,79 @@ def job_workers(params: Params, specs: list[ModelSpec], jobs: int) -> int:
     return min(train_workers(params, jobs, train_config(params, s).device) for s in neural)
 
 
+def uses_cv(spec: ModelSpec, dataset: str) -> bool:
+    """Whether the model is chosen and stopped by cross-validation (cheap heads on MVSA-Single)."""
+    return dataset == "single" and spec.family in FEATURE_FAMILIES and not spec.distill
+
+
+def cv_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame],
+              options: dict[str, Any] | None = None):
+    """The config and data of a cross-validated model: ``train`` is train + dev (the pool the folds
+    cut), ``dev`` is empty (each fold holds out its own), ``test`` is test."""
+    cv_parts = {"train": pool(parts), "dev": parts["dev"].iloc[:0], "test": parts["test"]}
+    return build_inputs(params, spec, dataset, cv_parts, options, protocol_parts=parts)
+
+
+def run_fold(params: Params, spec: ModelSpec, dataset: str, config, data: dict[str, TensorData],
+             held: np.ndarray, seed: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One fold model: trains on the pool less ``held``, early-stops on ``held``; its best epoch's
+    held-out scores (%) and, when ``data`` has a test part, its test probabilities."""
+    start = time.perf_counter()
+    fold_data = {**data, "train": data["train"].subset(~held), "dev": data["train"].subset(held)}
+    model, history = train_once(params, spec, config, fold_data, seed, train_overrides=overrides, dataset=dataset)
+    best = max(history, key=lambda h: h["dev_weighted_f1"])  # the first of equal scores
+    test = data.get("test")
+    probs = predict_proba(model, test)[0] if test is not None and len(test) else None
+    return {"weighted_f1": 100 * best["dev_weighted_f1"], "accuracy": 100 * best["dev_acc"],
+            "epoch": int(best["epoch"]), "history": history, "test_probs": probs,
+            "parameters": int(sum(p.numel() for p in model.parameters())), "seconds": time.perf_counter() - start}
+
+
+def cv_summary(params: Params, folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """What cross-validation says of a model: per-fold held-out scores, their mean and corrected
+    standard error (mmsent.protocol), and the epoch count its final models train for."""
+    cfg = protocol_config(params)
+    out: dict[str, Any] = {"protocol": f"repeated stratified {cfg.folds}-fold CV over train + dev, "
+                                       f"{cfg.repeats} repeat(s), seed {cfg.seed}",
+                           "folds": cfg.folds, "repeats": len(folds) // cfg.folds,
+                           "epochs": cv_epochs([f["epoch"] for f in folds])}
+    for key in ("weighted_f1", "accuracy"):
+        values = np.array([f[key] for f in folds])
+        out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)),
+                    "se": corrected_se(values, cfg.folds)}
+    out["per_fold"] = {key: [float(f[key]) for f in folds] for key in ("weighted_f1", "accuracy", "epoch")}
+    return out
+
+
 def summarize(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame],
-              runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write (and return) one model's metrics over its seeds, and its training curves."""
+              runs: list[dict[str, Any]], folds: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write (and return) one model's metrics over its seeds (and folds), and its training curves."""
     per_seed = [r["metrics"] for r in runs]
     histories = [h for r in runs for h in r["history"]]
     seconds = [r["seconds"] for r in runs]
+    gold = parts["test"]["label_id"].astype(int).to_numpy()
+    pred = np.stack([r["predicted"] for r in runs])
+    trained = (f"trained on train + dev ({len(parts['train']) + len(parts['dev'])} pairs) for the "
+               "cross-validated epoch count" if folds else "early-stopped on dev")
     summary = {
         "model": spec.name, "family": spec.family, "dataset": dataset, "modalities": spec.modalities,
         "encoders": spec.inputs,
         "measured_on": (f"MVSA-{dataset.title()} {params.data.split} test split"
                         f"{' (de-duplicated)' if params.data.dedup else ''}, n={len(parts['test'])}, "
-                        f"{spec.modalities}{' (text only: no images exist)' if dataset == 'multiple' else ''}"),
-        **aggregate(per_seed), "train_seconds_per_seed": float(np.mean(seconds)),
+                        f"{spec.modalities}{' (text only: no images exist)' if dataset == 'multiple' else ''}; "
+                        f"{trained}"),
+        "selection": "cross-validation" if folds else "dev split",
+        **aggregate(per_seed), "test_interval": bootstrap_interval(gold, pred),
+        "train_seconds_per_seed": float(np.mean(seconds)),
         "per_seed": per_seed, **runs[-1]["facts"],
     }
+    if folds:
+        summary["cv"] = cv_summary(params, folds)
+        summary["cv_seconds_per_fold"] = float(np.mean([f["seconds"] for f in folds]))
+        ensemble = np.mean([f["test_probs"] for f in folds], axis=0).argmax(1)  # the fold models averaged
+        summary["fold_ensemble"] = {k: v for k, v in compute_metrics(gold, ensemble).items() if k in
+                                    ("accuracy", "weighted_f1", "macro_f1")}
+        histories = [{"fold": j, "seed": j, **h} for j, f in enumerate(folds) for h in f["history"]]
     write_json(params.path(METRICS_DIR) / f"{spec.name}_{dataset}.json", summary)
     if histories:
         save_frame(pd.DataFrame(histories), params.path(METRICS_DIR) / "history" / f"{spec.name}_{dataset}.csv")
@@ -350,25 +421,51 @@ def summarize(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd
 def run_models(params: Params, specs: list[ModelSpec]) -> dict[str, dict[str, dict]]:
     """All datasets × seeds of several models; writes checkpoints, predictions and metrics.
 
-    Every seed of every model is one job in a single pool (one process and thread each; see
-    :mod:`mmsent.parallel`), longest first: no core idles while another model's seeds wait.
-    Each job seeds itself, so the numbers do not depend on the order or the worker count."""
+    Two pools of jobs (one process and thread each; see :mod:`mmsent.parallel`), longest first,
+    so no core idles while another model's jobs wait: first every fold model of the
+    cross-validated models with every seed of the others, then the cross-validated models' final
+    seeds, which need the folds' epoch count. Each job seeds itself, so the numbers do not depend
+    on the order or the worker count."""
     tasks = []  # (spec, dataset, parts, config, data): one per model and dataset
     for spec in specs:
         for dataset in spec.datasets:
             parts = load_parts(params, dataset)
-            config, data = (None, None) if spec.family in BASELINES else build_inputs(params, spec, dataset, parts)
+            if spec.family in BASELINES:
+                config, data = None, None
+            elif uses_cv(spec, dataset):
+                config, data = cv_inputs(params, spec, dataset, parts)
+            else:
+                config, data = build_inputs(params, spec, dataset, parts)
             tasks.append((spec, dataset, parts, config, data))
     cost = [expected_seconds(params, spec.name, dataset) for spec, dataset, *_ in tasks]
-    jobs = sorted(((t, seed) for t in range(len(tasks)) for seed in seeds(params)), key=lambda job: -cost[job[0]])
-    runs = run_jobs(run_seed, [(params, *tasks[t], seed) for t, seed in jobs], job_workers(params, specs, len(jobs)))
-    by_task: dict[int, list[dict]] = {}
-    for (t, _), run in zip(jobs, runs):  # a stable sort: each task's seeds stay in params order
-        by_task.setdefault(t, []).append(run)
+    workers = job_workers(params, specs, len(tasks) * max(len(seeds(params)), protocol_config(params).n_fits))
+    first, folds_of = [], {}
+    for t, (spec, dataset, parts, config, data) in enumerate(tasks):
+        if uses_cv(spec, dataset):
+            masks = held_out(params, data["train"].ids, dataset)
+            first += [(t, ("fold", j), (params, spec, dataset, config, data, mask, j)) for j, mask in enumerate(masks)]
+        else:
+            first += [(t, ("seed", seed), (params, spec, dataset, parts, config, data, seed)) for seed in seeds(params)]
+    first.sort(key=lambda job: -cost[job[0]])  # stable: each task's jobs stay in order
+    done = run_jobs(_first_job, [(kind, args) for _, (kind, _), args in first], workers)
+    runs: dict[int, list[dict]] = {}
+    for (t, (kind, _), _), out in zip(first, done):
+        (folds_of if kind == "fold" else runs).setdefault(t, []).append(out)
+    final = []
+    for t in sorted(folds_of, key=lambda t: -cost[t]):
+        spec, dataset, parts, config, data = tasks[t]
+        stop = {"stop_after": cv_epochs([f["epoch"] for f in folds_of[t]])}
+        final += [(t, (params, spec, dataset, parts, config, {**data, "dev": None}, seed, stop)) for seed in seeds(params)]
+    for (t, _), out in zip(final, run_jobs(run_seed, [args for _, args in final], workers)):
+        runs.setdefault(t, []).append(out)
     results: dict[str, dict[str, dict]] = {}
     for t, (spec, dataset, parts, _, _) in enumerate(tasks):
-        results.setdefault(spec.name, {})[dataset] = summarize(params, spec, dataset, parts, by_task[t])
+        results.setdefault(spec.name, {})[dataset] = summarize(params, spec, dataset, parts, runs[t], folds_of.get(t))
     return results
+
+
+def _first_job(kind: str, args: tuple) -> dict[str, Any]:
+    return run_fold(*args) if kind == "fold" else run_seed(*args)
 
 
 def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:

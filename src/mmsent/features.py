@@ -11,6 +11,7 @@ Only clean pairs (those in train/dev/test) are encoded.
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,23 +67,36 @@ def load_features(params: Params, encoder: str, dataset: str) -> FeatureSet:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; run `dvc repro features` first")
     arrays, meta = load_arrays(path)
-    return FeatureSet(meta["encoder"], arrays["ids"].astype(str), arrays["X"], arrays["ok"])
+    return FeatureSet(meta["encoder"], arrays["ids"].astype(str), perturbed(params, arrays["X"], encoder, dataset),
+                      arrays["ok"])
+
+
+def perturbed(params: Params, X: np.ndarray, encoder: str, dataset: str) -> np.ndarray:
+    """``X`` times (1 + scale · N(0, 1)) when ``perturb.scale`` is set: another machine's float
+    kernels, simulated (``mmsent check-reproducible --perturb``). Seeded per cache, so repeatable."""
+    cfg = params.extra.get("perturb") or {}
+    scale = float(cfg.get("scale", 0.0))
+    if not scale:
+        return X
+    key = zlib.crc32(f"{encoder}/{dataset}/{cfg.get('seed', 1)}".encode())
+    noise = np.random.default_rng(key).standard_normal(X.shape, dtype=np.float32)
+    return (X.astype(np.float32) * (1 + scale * noise)).astype(X.dtype)
 
 
 _LOADED: dict[tuple, Any] = {}  # encoders this process has loaded: a pool worker keeps them between shares
 
 
-def loaded_encoder(name: str, device: str, image_size: int):
-    key = (name, str(device), image_size)
+def loaded_encoder(name: str, device: str, image_size: int, backend: str = "torch"):
+    key = (name, str(device), image_size, backend)
     if key not in _LOADED:
-        _LOADED[key] = get_encoder(name, device=device, image_size=image_size)
+        _LOADED[key] = get_encoder(name, device=device, image_size=image_size, backend=backend)
     return _LOADED[key]
 
 
 def encode_share(name: str, device: str, image_size: int, items: list, batch_size: int,
-                 progress: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+                 progress: bool = False, backend: str = "torch") -> tuple[np.ndarray, np.ndarray, float]:
     """One share of one encoder's inputs: ``(X, ok, seconds)``; ``ok`` False for unreadable images."""
-    encoder = loaded_encoder(name, device, image_size)
+    encoder = loaded_encoder(name, device, image_size, backend)
     start = time.perf_counter()
     X = np.asarray(encoder.encode(items, batch_size=batch_size, progress=progress), np.float32)
     ok = encoder.last_ok.copy() if encoder.modality == "image" else np.ones(len(items), bool)
@@ -143,8 +157,12 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
         rows.update({x: i for i, x in enumerate(new, start=len(rows))})
         added[job] = len(new)
         for a, b in share_bounds(len(new), workers) if new else []:
-            tasks.append((run_as, str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0))
+            tasks.append((run_as, str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0,
+                          cfg.backend))
             owner.append(job)
+    if cfg.backend == "onnx":  # export each ONNX model here, once, before the workers read the cache
+        for name in {t[0] for t in tasks}:
+            get_encoder(name, device=str(device), image_size=cfg.image_size, backend=cfg.backend)
     done = run_jobs(encode_share, tasks, workers)
     spent = dict.fromkeys(jobs, 0.0)  # CPU seconds (one thread) each job's shares took
     for job, (_, _, seconds) in zip(owner, done):
@@ -152,7 +170,8 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
     encoded, readable = {}, {}
     for name in seen:
         mine = [d for t, d in zip(tasks, done) if t[0] == name]
-        shape = mine[0][0].shape[1:] if mine else item_shape(loaded_encoder(name, str(device), cfg.image_size))
+        shape = mine[0][0].shape[1:] if mine else item_shape(loaded_encoder(name, str(device), cfg.image_size,
+                                                                            cfg.backend))
         encoded[name] = np.concatenate([X for X, _, _ in mine]) if mine else np.zeros((0, *shape), np.float32)
         readable[name] = np.concatenate([ok for _, ok, _ in mine]) if mine else np.zeros(0, bool)
     summary: dict = {}
@@ -174,6 +193,7 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
         summary[f"{name}/{cache}"] = {
             "pairs": len(df), "dim": int(X.shape[-1]), "unreadable_inputs": int((~ok).sum()),
             "new_inputs": added[job], "seconds": round(spent[job], 1), "device": str(device),
+            "backend": cfg.backend,
         }
         if run_as != name:
             summary[f"{name}/{cache}"]["columns_of"] = run_as

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -50,7 +51,8 @@ class Prepared:
 
 
 class Pipeline:
-    def __init__(self, model: torch.nn.Module, payload: dict[str, Any], device: str = "auto") -> None:
+    def __init__(self, model: torch.nn.Module, payload: dict[str, Any], device: str = "auto",
+                 backend: str | None = None) -> None:
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.payload = payload
@@ -63,6 +65,8 @@ class Pipeline:
                              "Pipeline serves feature-based heads and fusion models")
         self.text_config = TextConfig(**payload.get("text_config", {}))
         self.image_size = int(payload.get("image_size", 224))
+        # the runtime its training features came from, unless asked otherwise (the two agree to ~1e-5)
+        self.backend = str(backend or payload.get("feature_backend", "torch"))
         self.ocr_reader = None
         if "ocr" in self.encoder_names:  # read images the way the training data was read
             from mmsent.ocr import OcrConfig, OcrReader
@@ -77,14 +81,15 @@ class Pipeline:
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = "auto") -> "Pipeline":
-        """The shipped default model, or any checkpoint written by the training stages."""
+    def load(cls, path: str | Path | None = None, device: str = "auto", backend: str | None = None) -> "Pipeline":
+        """The shipped default model, or any checkpoint written by the training stages.
+        ``backend``: torch or onnx for the frozen encoders (default: the one its features came from)."""
         path = Path(path) if path else default_model_path()
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # no "Loading weights" bars in CLI output or server logs
         model, payload = load_checkpoint(path, device="cpu")
-        pipe = cls(model, payload, device=device)
+        pipe = cls(model, payload, device=device, backend=backend)
         pipe.path = path
         pipe.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()  # which weights a server is running
         return pipe
@@ -108,7 +113,8 @@ class Pipeline:
             if name not in self._encoders:  # one MiniLM serves the tweet and the text in its image
                 # the EfficientNet package print()s a banner; keep stdout clean for CLI/JSON output
                 with contextlib.redirect_stdout(io.StringIO()):
-                    self._encoders[name] = get_encoder(name, device=str(self.device), image_size=self.image_size)
+                    self._encoders[name] = get_encoder(name, device=str(self.device), image_size=self.image_size,
+                                                       backend=self.backend)
             return self._encoders[name]
 
     # ------------------------------------------------------------------ steps
@@ -189,22 +195,33 @@ class Pipeline:
 
     def predict_batch(self, pairs: Iterable[dict[str, Any]], batch_size: int = 32) -> list[dict[str, Any]]:
         """Score many ``{"text": ..., "image": ...}`` pairs in batches. A bad pair gives
-        ``{"error": ..., "error_type": ...}`` in its place; the others are still scored."""
+        ``{"error": ..., "error_type": ...}`` in its place; the others are still scored.
+        The next batch's images are decoded in a worker thread while this batch's forward runs."""
         pairs = list(pairs)
         results: list[dict[str, Any] | None] = [None] * len(pairs)
-        good: list[tuple[int, Prepared]] = []
-        for i, pair in enumerate(pairs):
-            try:
-                if not isinstance(pair, dict):
-                    raise InputError(f"each pair must be a mapping with text and/or image, not {type(pair).__name__}")
-                good.append((i, self.preprocess(pair.get("text"), pair.get("image"))))
-            except (InputError, ImageLoadError, TypeError) as exc:
-                results[i] = {"error": str(exc), "error_type": type(exc).__name__}
-        for start in range(0, len(good), batch_size):
-            chunk = good[start:start + batch_size]
-            items = [it for _, it in chunk]
-            for (i, _), res in zip(chunk, self.postprocess(self.forward(items), items)):
-                results[i] = res
+
+        def prepare(start: int) -> list[tuple[int, Prepared]]:
+            good = []
+            for i in range(start, min(start + batch_size, len(pairs))):
+                pair = pairs[i]
+                try:
+                    if not isinstance(pair, dict):
+                        raise InputError(f"each pair must be a mapping with text and/or image, not {type(pair).__name__}")
+                    good.append((i, self.preprocess(pair.get("text"), pair.get("image"))))
+                except (InputError, ImageLoadError, TypeError) as exc:
+                    results[i] = {"error": str(exc), "error_type": type(exc).__name__}
+            return good
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsent-decode") as pool:
+            upcoming = pool.submit(prepare, 0)
+            for start in range(0, len(pairs), batch_size):
+                chunk = upcoming.result()
+                if start + batch_size < len(pairs):
+                    upcoming = pool.submit(prepare, start + batch_size)
+                if chunk:
+                    items = [it for _, it in chunk]
+                    for (i, _), res in zip(chunk, self.postprocess(self.forward(items), items)):
+                        results[i] = res
         return results  # type: ignore[return-value]
 
     def __call__(self, text: str | None = None, image: ImageInput | None = None, **kw) -> dict[str, Any]:

@@ -4,7 +4,9 @@ MVSA-Multiple's labelled tweet texts (~17k, text labels by majority of three ann
 pre-train the text branch of an attention-fusion model (its text projection, through a
 throw-away linear head) before the model trains on MVSA-Single as usual. Every Multiple text
 equal, after normalisation and case-folding, to an MVSA-Single dev or test text is removed
-first, so no pair the model is selected or scored on was seen with a label. (The staged MVSA
+first (under cross-validation, where train pairs are held out too, the training models pass
+every Single text of the protocol as ``dev``), so no pair the model is selected or scored on
+was seen with a label. (The staged MVSA
 has no such overlap; ``tests/test_pretrain.py`` checks the removal on made-up overlap.)
 """
 

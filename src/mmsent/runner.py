@@ -30,8 +30,8 @@ def parse_override(item: str) -> dict[str, Any]:
     return out
 
 
-def write_params(out_dir: Path, profile: str | None, overrides: list[str]) -> Path:
-    source = find_params_file()
+def write_params(out_dir: Path, profile: str | None, overrides: list[str], source: Path | None = None) -> Path:
+    source = source or find_params_file()
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     for item in overrides:
         raw = deep_merge(raw, parse_override(item))
@@ -55,17 +55,17 @@ def execute_notebook(name: str, params_path: Path, out_dir: Path) -> Path:
 
 
 def plan(params_path: Path, out_dir: Path) -> list[tuple[str, Callable[[], Any]]]:
-    from mmsent import ablation, features, ocr, prepare, results
+    from mmsent import ablation, features, ocr, prepare, protocol, protocols, results
 
     def p():
         return load_params(params_path)
 
     nb = lambda name: (name, lambda: execute_notebook(name, params_path, out_dir))  # noqa: E731
     return [("prepare", lambda: prepare.run(p(), progress=False)), ("ocr", lambda: ocr.run(p(), progress=False)),
-            ("features", lambda: features.run(p(), progress=False)),
+            ("features", lambda: features.run(p(), progress=False)), ("folds", lambda: protocol.run(p())),
             nb("01_data"), nb("05_tuning"), nb("02_text_baselines"), nb("03_image_baselines"), nb("04_fusion"),
-            ("results", lambda: results.build(p())), nb("06_statistics"), ("ablation", lambda: ablation.run(p())),
-            nb("07_report")]
+            ("ablation", lambda: ablation.run(p())), ("protocols", lambda: protocols.run(p())),
+            ("results", lambda: results.build(p())), nb("06_statistics"), nb("07_report")]
 
 
 def run_all(out_dir: Path, profile: str | None = None, overrides: list[str] | None = None,

@@ -26,6 +26,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
 from mmsent.config import Params
+from mmsent.evaluate import bootstrap_scores, weighted_f1_batch, weighted_f1_fast  # noqa: F401 (re-exported)
 from mmsent.experiments import PREDICTIONS_DIR
 from mmsent.labels import LABEL2ID
 
@@ -44,40 +45,6 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, 
     c = int(np.sum(~correct_a & correct_b))
     table = [[int(np.sum(correct_a & correct_b)), b], [c, int(np.sum(~correct_a & ~correct_b))]]
     return float(mcnemar(table, exact=True).pvalue), b, c
-
-
-def weighted_f1_batch(gold: np.ndarray, pred: np.ndarray, k: int = 3) -> np.ndarray:
-    """Weighted F1 of each row of ``gold``/``pred`` (shape (reps, n)), from bincount confusion
-    matrices: the same values as scikit-learn's (tested), and thousands of resamples in one call,
-    which the bootstrap needs (resamples x seeds x model pairs)."""
-    gold, pred = np.atleast_2d(gold), np.atleast_2d(pred)
-    rows = len(gold)
-    codes = (np.arange(rows)[:, None] * k * k + gold * k + pred).ravel()
-    cm = np.bincount(codes, minlength=rows * k * k).reshape(rows, k, k)
-    tp = np.diagonal(cm, axis1=1, axis2=2).astype(float)
-    support, predicted = cm.sum(2), cm.sum(1)
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return (f1 * support).sum(1) / np.maximum(support.sum(1), 1)
-
-
-def weighted_f1_fast(gold: np.ndarray, pred: np.ndarray, k: int = 3) -> float:
-    """Weighted F1 of one prediction vector (see weighted_f1_batch)."""
-    return float(weighted_f1_batch(gold, pred, k)[0])
-
-
-def bootstrap_scores(gold: np.ndarray, pred: np.ndarray, reps: int = 2000, seed: int = 0) -> np.ndarray:
-    """(2, seeds, reps + 1): accuracy and weighted F1 (%) of each seed's predictions (rows of
-    ``pred``) on the test examples as they are (column 0) and on ``reps`` bootstrap resamples.
-    Every model scored with the same ``seed`` sees the same resamples, so one model's scores serve
-    all its pairs (paired bootstrap), and every resample is scored at once (one index matrix)."""
-    rng = np.random.default_rng(seed)
-    n = len(gold)
-    idx = np.vstack([np.arange(n)[None, :], rng.integers(0, n, (reps, n))])
-    g = gold[idx]
-    acc = np.stack([(p[idx] == g).mean(1) for p in pred])
-    wf1 = np.stack([weighted_f1_batch(g, p[idx]) for p in pred])
-    return 100 * np.stack([acc, wf1])
 
 
 def bootstrap_difference(scores_a: np.ndarray, scores_b: np.ndarray) -> dict[str, float]:

@@ -44,6 +44,9 @@ class TrainConfig:
     class_weights: bool = False
     label_smoothing: float = 0.0
     soft_weight: float = 0.0  # > 0: also cross-entropy against the train split's SOFT_LABEL (mmsent.distill)
+    # a final model: train exactly this many epochs of the ``epochs``-long schedule, no dev, last weights kept
+    # (the count cross-validation chose; the schedule is the one the fold models followed)
+    stop_after: int | None = None
     device: str = "auto"
     progress: bool = False
 
@@ -52,6 +55,11 @@ class TrainConfig:
             raise ValueError(f"train.scheduler must be plateau, cosine or none, not {self.scheduler!r}")
         if self.soft_weight < 0:
             raise ValueError("train.soft_weight must be >= 0")
+        if self.stop_after is not None and not 1 <= self.stop_after <= self.epochs:
+            raise ValueError(f"train.stop_after must be within 1..epochs ({self.epochs}), not {self.stop_after}")
+        if self.stop_after is not None and self.scheduler == "plateau":
+            raise ValueError("a fixed-epoch final model has no dev split to drive the plateau scheduler: "
+                             "use scheduler cosine or none")
 
 
 SOFT_LABEL = "soft_label"  # a train input: per-pair target probabilities (self-distillation)
@@ -137,10 +145,11 @@ def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig, seed: int = 0,
+def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainConfig, seed: int = 0,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
         resume: str | Path | None = None) -> list[dict[str, Any]]:
-    """Train ``model`` in place; returns the per-epoch history. The best dev epoch is kept.
+    """Train ``model`` in place; returns the per-epoch history. The best dev epoch is kept, or
+    with ``cfg.stop_after`` (``dev`` may then be None) the last of that many epochs.
 
     ``on_epoch`` sees each epoch's record (e.g. an Optuna pruner); an exception it raises
     stops training and propagates. ``resume``: a file that holds the state after each
@@ -179,9 +188,11 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig, 
             first = state["epoch"] + 1
     if cfg.soft_weight > 0 and SOFT_LABEL not in train.inputs:
         raise ValueError(f"train.soft_weight is {cfg.soft_weight} but the train split has no {SOFT_LABEL!r} input")
-    dev_labels = dev.labels.numpy()
-    for epoch in tqdm(range(first, cfg.epochs + 1), disable=not cfg.progress, desc="epochs"):
-        if stale >= cfg.patience:  # a resumed run that had already stopped early
+    if dev is None and cfg.stop_after is None:
+        raise ValueError("fit needs a dev split for early stopping unless train.stop_after fixes the epoch count")
+    last = cfg.stop_after or cfg.epochs
+    for epoch in tqdm(range(first, last + 1), disable=not cfg.progress, desc="epochs"):
+        if stale >= cfg.patience and cfg.stop_after is None:  # a resumed run that had already stopped early
             break
         start = time.perf_counter()
         model.train()
@@ -201,16 +212,21 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig, 
             optimizer.step()
             total += loss.item() * len(labels)
             seen += len(labels)
-        probs, _ = predict_proba(model, dev, device=device)
-        dev_f1 = weighted_f1(dev_labels, probs)
-        dev_loss = float(nn.functional.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)),
-                                                dev.labels))
-        history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "dev_loss": dev_loss,
-                        "dev_acc": float((probs.argmax(1) == dev_labels).mean()), "dev_weighted_f1": dev_f1,
-                        "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start})
+        record = {"epoch": epoch, "train_loss": total / max(seen, 1), "lr": optimizer.param_groups[0]["lr"]}
+        dev_f1 = float("nan")
+        if dev is not None and cfg.stop_after is None:
+            probs, _ = predict_proba(model, dev, device=device)
+            dev_labels = dev.labels.numpy()
+            dev_f1 = weighted_f1(dev_labels, probs)
+            record.update(dev_loss=float(nn.functional.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)),
+                                                                dev.labels)),
+                          dev_acc=float((probs.argmax(1) == dev_labels).mean()), dev_weighted_f1=dev_f1)
+        history.append({**record, "seconds": time.perf_counter() - start})
         if on_epoch is not None:
             on_epoch(history[-1])
-        if dev_f1 > best_f1:
+        if cfg.stop_after is not None:
+            pass  # no selection: the last epoch's weights are the model
+        elif dev_f1 > best_f1:
             best_f1, stale = dev_f1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
@@ -226,7 +242,7 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData, cfg: TrainConfig, 
                             "scheduler": scheduler.state_dict() if scheduler is not None else None,
                             "rng": _rng_state(generator), "history": history, "best_f1": best_f1,
                             "best_state": best_state, "stale": stale}, tmp)
-        if stale >= cfg.patience:
+        if stale >= cfg.patience and cfg.stop_after is None:
             break
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -1,7 +1,12 @@
-"""Optuna studies over the one training loop, on the dev split only.
+"""Optuna studies over the one training loop, scored by cross-validation on train + dev.
 
-TPE with a fixed seed, a median pruner on per-epoch dev weighted F1, search spaces and
-trial counts from ``params.yaml`` (``tuning``). Storage: an SQLite file under ``data/`` by
+Each trial is scored on the folds of the protocol (:mod:`mmsent.protocol`; ``tuning.repeats``
+of its repeats: one by default), never on test. The trials themselves do not depend on the
+scores: a seeded quasi-random (Sobol) sampler and no pruner, so a 1e-6 change in the features
+can change a trial's score but not which trials are run. The value written is not the top
+score but the simplest trial (fewest parameters, then the earliest) whose mean fold score is
+within one corrected standard error of the best one's (the one-standard-error rule).
+Search spaces and trial counts come from ``params.yaml`` (``tuning``). Storage: an SQLite file under ``data/`` by
 default, or any Optuna RDB URL (e.g. ``postgresql://...``) so workers on many machines
 share one study; a study resumes from its storage. Workers send heartbeats: a trial whose
 worker died (killed mid-trial) is marked failed after ``tuning.grace_seconds`` and its
@@ -22,9 +27,10 @@ import optuna
 import yaml
 
 from mmsent.config import Params
-from mmsent.experiments import build_inputs, expected_seconds, load_parts, model_specs, train_once, train_workers
+from mmsent.experiments import cv_inputs, expected_seconds, load_parts, model_specs, run_fold, train_workers
 from mmsent.io import write_text
 from mmsent.parallel import run_jobs
+from mmsent.protocol import corrected_se, held_out, protocol_config
 
 BEST_DIR = Path("params")
 TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "label_smoothing", "class_weights", "epochs", "patience"}
@@ -104,12 +110,19 @@ def storage(params: Params) -> optuna.storages.BaseStorage:
 
 def study(params: Params, model: str, worker: int = 0) -> optuna.Study:
     cfg = tuning_config(params)
+    with warnings.catch_warnings():  # QMC falls back to a seeded random sampler for categorical values
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=int(cfg.get("seed", 0)) + worker,
+                                             warn_independent_sampling=False)
     return optuna.create_study(
         study_name=f"{model}-{cfg.get('dataset', 'single')}", storage=storage(params), direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=int(cfg.get("seed", 0)) + worker),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=int(cfg.get("startup_trials", 5)),
-                                           n_warmup_steps=int(cfg.get("warmup_epochs", 3))),
-        load_if_exists=True)
+        sampler=sampler, pruner=optuna.pruners.NopPruner(), load_if_exists=True)
+
+
+def trial_count(params: Params, model: str) -> int:
+    """``tuning.n_trials``, or the model's own count in ``tuning.trials`` (slow heads get fewer)."""
+    cfg = tuning_config(params)
+    return int((cfg.get("trials") or {}).get(model, cfg.get("n_trials", 20)))
 
 
 def tune_model(params: Params, model: str, n_trials: int | None = None, worker: int = 0) -> optuna.Study:
@@ -121,25 +134,23 @@ def tune_model(params: Params, model: str, n_trials: int | None = None, worker: 
     spec = model_specs(params)[model]
     dataset = cfg.get("dataset", "single")
     parts = load_parts(params, dataset)
-    parts = {"train": parts["train"], "dev": parts["dev"], "test": parts["dev"].iloc[:0]}  # never test
     space = cfg["spaces"][model]
     st = study(params, model, worker)
+    repeats = int(cfg.get("repeats", 1))
 
     def objective(trial: optuna.Trial) -> float:
         options, overrides = split_values(suggest(trial, space))
-        config, data = build_inputs(params, spec, dataset, parts, options)
+        config, data = cv_inputs(params, spec, dataset, parts, options)
+        data.pop("test")  # never read by a trial
+        folds = [run_fold(params, spec, dataset, config, data, mask, j,
+                          {**(cfg.get("trial_train") or {}), **overrides})
+                 for j, mask in enumerate(held_out(params, data["train"].ids, dataset, repeats))]
+        scores = [f["weighted_f1"] for f in folds]
+        trial.set_user_attr("fold_scores", scores)
+        trial.set_user_attr("parameters", folds[0]["parameters"])
+        return float(sum(scores) / len(scores))
 
-        def report(record: dict[str, Any]) -> None:
-            trial.report(record["dev_weighted_f1"], record["epoch"])
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        _, history = train_once(params, spec, config, data, seed=int(cfg.get("seed", 0)),
-                                train_overrides={**(cfg.get("trial_train") or {}), **overrides}, on_epoch=report,
-                                dataset=dataset)
-        return max(h["dev_weighted_f1"] for h in history)
-
-    total = int(n_trials if n_trials is not None else cfg.get("n_trials", 20))
+    total = int(n_trials if n_trials is not None else trial_count(params, model))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(st)  # trials of dead workers: failed, queued again
@@ -155,9 +166,28 @@ def best_path(params: Params, model: str) -> Path:
     return params.path(BEST_DIR) / f"best_{model}.yaml"
 
 
+def choose_trial(st: optuna.Study, folds: int) -> tuple[optuna.trial.FrozenTrial, float]:
+    """The one-standard-error rule: the simplest completed trial (fewest parameters, then the
+    earliest) whose mean fold score is within one corrected standard error of the best mean.
+    Returns the trial and that standard error."""
+    done = [t for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if "fold_scores" in t.user_attrs]
+    if not done:
+        raise ValueError(f"study {st.study_name} has no completed cross-validated trial")
+    best = max(done, key=lambda t: (t.value, -t.number))
+    se = corrected_se(best.user_attrs["fold_scores"], folds)
+    within = [t for t in done if t.value >= best.value - se]
+    return min(within, key=lambda t: (t.user_attrs["parameters"], t.number)), se
+
+
 def write_best(params: Params, model: str, st: optuna.Study) -> Path:
-    options, overrides = split_values(st.best_params)
-    body = {"model": model, "study": st.study_name, "dev_weighted_f1": round(100 * st.best_value, 2),
+    chosen, se = choose_trial(st, protocol_config(params).folds)
+    options, overrides = split_values(chosen.params)
+    best = max(t.value for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    body = {"model": model, "study": st.study_name, "trial": chosen.number,
+            "cv_weighted_f1": round(chosen.value, 2), "best_cv_weighted_f1": round(best, 2),
+            "one_se": round(se, 2), "parameters": chosen.user_attrs["parameters"],
+            "chosen_by": "fewest parameters within one corrected SE of the best mean fold score",
             "trials": len(st.trials), "options": options, "train": overrides}
     return write_text(best_path(params, model), "# written by the tune stage; read by the training stages\n"
                       + yaml.safe_dump(body, sort_keys=True))
@@ -218,6 +248,7 @@ def run(params: Params) -> dict[str, Any]:
     for model in models:
         st = study(params, model)
         figures(params, model, st)
-        summary[model] = {"best_dev_weighted_f1": 100 * st.best_value, "best_params": st.best_params,
-                          "trials": len(st.trials)}
+        chosen, se = choose_trial(st, protocol_config(params).folds)
+        summary[model] = {"chosen_cv_weighted_f1": chosen.value, "best_cv_weighted_f1": st.best_value,
+                          "one_se": se, "chosen_params": chosen.params, "trials": len(st.trials)}
     return summary

@@ -1,0 +1,62 @@
+"""The ONNX Runtime backend: export once into a checked cache, the same features as torch."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmsent import onnx_backend
+from mmsent.encoders import get_encoder
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMSENT_ONNX_CACHE", str(tmp_path / "onnx"))
+
+
+class Scale(torch.nn.Module):
+    def __init__(self, weight: float):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.full((3,), weight))
+
+    def forward(self, x):
+        return (x * self.w.view(1, 3, 1, 1)).mean(dim=(2, 3))
+
+
+def test_export_is_cached_keyed_by_the_weights_and_rebuilt_when_corrupt():
+    forward = onnx_backend.OnnxImageForward(Scale(2.0), 8, "scale")
+    x = torch.rand(5, 3, 8, 8)
+    assert torch.allclose(forward(x), Scale(2.0)(x).detach(), atol=1e-6)  # dynamic batch: 5, exported with 2
+    path = forward.path
+    stamp = path.stat().st_mtime_ns
+    assert onnx_backend.OnnxImageForward(Scale(2.0), 8, "scale").path == path and path.stat().st_mtime_ns == stamp
+    other = onnx_backend.OnnxImageForward(Scale(3.0), 8, "scale")
+    assert other.path != path  # other weights, another cache entry
+    path.write_bytes(path.read_bytes()[:100])  # a partial file: its sha256 no longer matches
+    again = onnx_backend.OnnxImageForward(Scale(2.0), 8, "scale")
+    assert again.path == path and torch.allclose(again(x), Scale(2.0)(x).detach(), atol=1e-6)
+    with pytest.raises(ValueError, match="backend"):
+        onnx_backend.check_backend("tensorrt")
+
+
+def test_efficientnet_views_match_torch(tmp_path):
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(3):
+        path = tmp_path / f"{i}.jpg"
+        Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(path)
+        images.append(path)
+    images.append(tmp_path / "missing.jpg")  # an unreadable image: a zero row either way
+    for name in ("efficientnet_lite0", "efficientnet_lite0_stages"):
+        torch_enc, onnx_enc = (get_encoder(name, device="cpu", backend=b) for b in ("torch", "onnx"))
+        assert onnx_enc.onnx is not None and torch_enc.onnx is None
+        a, b = torch_enc.encode(images), onnx_enc.encode(images)
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-4 and (b[-1] == 0).all()
+        assert (onnx_enc.last_ok == [True, True, True, False]).all()
+
+
+def test_sentence_encoder_matches_torch_whatever_the_batch_order():
+    torch_enc, onnx_enc = (get_encoder("minilm", device="cpu", backend=b) for b in ("torch", "onnx"))
+    texts = ["what a lovely day", "no", "the worst service I have had in years, never again", ""]
+    a, b = torch_enc.encode(texts), onnx_enc.encode(texts, batch_size=2)  # batched by length, put back in order
+    assert a.shape == b.shape == (4, 384) and np.abs(a - b).max() < 1e-5
