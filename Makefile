@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test browser notebooks mpnet clean-venv
+.PHONY: setup repro test lab browser notebooks mpnet clean-venv
 
 setup: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml requirements.lock
 
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+# JupyterLab on notebooks/ with the project's kernel (python3 inside .venv; `mmsent` imports there)
+lab: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 # Debian's chromium for the web-UI browser test (skipped with a reason when it cannot be installed)
 browser:

@@ -48,7 +48,7 @@ def scratch_project(params) -> Path:
     raw = yaml.safe_load(params.base_dir.joinpath("params.yaml").read_text())
     raw["data"]["root"] = str(params.data.root)
     (root / "data").mkdir()
-    for sub in ("prepared", "features"):
+    for sub in ("prepared", "features", "folds"):
         (root / "data" / sub).symlink_to(params.path(f"data/{sub}").resolve())
     if params.path("params").is_dir():
         (root / "params").symlink_to(params.path("params").resolve())

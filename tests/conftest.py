@@ -78,6 +78,12 @@ def make_tiny_mvsa(root: Path) -> Path:
     (md / "dev.json").write_text(json.dumps([{"id": "11", "text": "ugh", "emotion_label": 2}]))
     (md / "test.json").write_text(json.dumps([{"id": "13", "text": "mixed", "emotion_label": 1}]))
 
+    # CLMLF's back-translations: one per id, test tweets included (the features stage must skip those)
+    ad = root / "augment/clmlf_back_translation"
+    ad.mkdir(parents=True)
+    (ad / "single.json").write_text(json.dumps([{"id": pid, "text_translation": f"back translated tweet {pid} :)"}
+                                                for pid in TINY_SINGLE]))
+
     # Cheema: row indices into valid_pairlist (0 neutral, 1 positive, 2 negative)
     cd = root / "splits/cheema/single/splits"
     cd.mkdir(parents=True)

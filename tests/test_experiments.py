@@ -27,7 +27,7 @@ MODELS = {
 def project(tmp_path, tiny_root):
     path = write_params(tmp_path / "p", tiny_root,
                         train={"seeds": [0, 1], "epochs": 3, "batch_size": 4, "device": "cpu"},
-                        protocol={"folds": 2, "repeats": 1, "seed": 0})  # 4 train + dev pairs, 2 per class
+                        protocol={"folds": 2, "repeats": 1, "seed": 0, "final_seeds": [0, 1]})  # 4 train + dev pairs
     text = path.read_text() + "\n"
     import yaml
     raw = yaml.safe_load(text)

@@ -304,7 +304,8 @@ def test_features_for_one_added_encoder_leave_the_other_caches_alone(tiny_params
     write_json(tiny_params.path("data/features/summary.json"), {"minilm/single": {"pairs": 1}})
     summary = features.run(tiny_params, progress=False, only=["vader"], datasets=("single",))
     variants = {f"vader/single_text-{v}" for v in tiny_params.features.text_variants}
-    assert variants  # params.yaml's tweet-aware-text ablation rows need them
+    variants |= {f"vader/single_aug-{a}" for a in tiny_params.features.augmentations}
+    assert variants  # params.yaml's tweet-aware-text and augmentation rows need them
     assert set(summary) == {"minilm/single", "vader/single"} | variants  # the earlier entry kept, new ones added
     assert other.read_bytes() == before
     assert not feature_path(tiny_params, "vader", "multiple").exists()

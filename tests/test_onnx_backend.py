@@ -37,6 +37,10 @@ def test_export_is_cached_keyed_by_the_weights_and_rebuilt_when_corrupt():
     assert again.path == path and torch.allclose(again(x), Scale(2.0)(x).detach(), atol=1e-6)
     with pytest.raises(ValueError, match="backend"):
         onnx_backend.check_backend("tensorrt")
+    assert onnx_backend.backend_for({"image": "onnx"}, "image") == "onnx"
+    assert onnx_backend.backend_for({"image": "onnx"}, "text") == "torch"
+    with pytest.raises(ValueError, match="per modality"):
+        onnx_backend.backend_for({"audio": "onnx"}, "text")
 
 
 def test_efficientnet_views_match_torch(tmp_path):
@@ -55,8 +59,31 @@ def test_efficientnet_views_match_torch(tmp_path):
         assert (onnx_enc.last_ok == [True, True, True, False]).all()
 
 
+def test_a_per_modality_backend_reaches_each_encoder():
+    backend = {"text": "torch", "image": "onnx"}
+    assert get_encoder("efficientnet_lite0", device="cpu", backend=backend).onnx is not None
+    assert get_encoder("minilm", device="cpu", backend=backend).onnx is None
+
+
 def test_sentence_encoder_matches_torch_whatever_the_batch_order():
     torch_enc, onnx_enc = (get_encoder("minilm", device="cpu", backend=b) for b in ("torch", "onnx"))
     texts = ["what a lovely day", "no", "the worst service I have had in years, never again", ""]
     a, b = torch_enc.encode(texts), onnx_enc.encode(texts, batch_size=2)  # batched by length, put back in order
     assert a.shape == b.shape == (4, 384) and np.abs(a - b).max() < 1e-5
+
+
+def test_the_pipeline_runs_the_backend_its_training_features_came_from(tmp_path):
+    from mmsent.config import backend_for
+    from mmsent.pipeline import Pipeline, default_model_path
+
+    if not default_model_path().is_file():
+        pytest.skip("no shipped model")
+    pipe = Pipeline.load(device="cpu")
+    backend = pipe.payload.get("feature_backend", "torch")
+    assert (pipe.encoder("image").onnx is not None) == (backend_for(backend, "image") == "onnx")
+    image = tmp_path / "a.jpg"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(image)
+    other = Pipeline.load(device="cpu", backend="torch")
+    a = pipe.predict(text="what a day", image=image)["probabilities"]
+    b = other.predict(text="what a day", image=image)["probabilities"]
+    assert max(abs(a[k] - b[k]) for k in a) < 1e-3  # the two runtimes agree

@@ -55,6 +55,26 @@ class TextConfig:
             raise ValueError("text.max_elongation must be >= 1")
 
 
+BACKENDS = ("torch", "onnx")  # how the frozen encoders run (mmsent.onnx_backend)
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"encoder backend must be one of {BACKENDS}, not {backend!r}")
+    return backend
+
+
+def backend_for(backend: str | dict, modality: str) -> str:
+    """The backend an encoder of ``modality`` runs on: ``backend`` is one for every encoder, or a
+    mapping ``{text: ..., image: ...}`` (a modality it leaves out runs on torch)."""
+    if isinstance(backend, dict):
+        unknown = set(backend) - {"text", "image"}
+        if unknown:
+            raise ValueError(f"encoder backends are set per modality (text, image), not {sorted(unknown)}")
+        return check_backend(str(backend.get(modality, "torch")))
+    return check_backend(str(backend))
+
+
 @dataclass
 class FeaturesConfig:
     device: str = "auto"
@@ -67,12 +87,16 @@ class FeaturesConfig:
     # encoder that variant_encoders also names (None: every text encoder)
     text_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     variant_encoders: list[str] | None = None
+    # other texts of the same tweets, for training pairs only (name → file under the data root, with
+    # {dataset}): e.g. CLMLF's back-translations, encoded by the variant encoders (models' augment)
+    augmentations: dict[str, str] = field(default_factory=dict)
     image_size: int = 224
-    backend: str = "torch"  # torch | onnx: ONNX Runtime for the CPU encoders (mmsent.onnx_backend)
+    # torch | onnx (ONNX Runtime for the CPU encoders, mmsent.onnx_backend), or one per modality
+    backend: str | dict[str, str] = "torch"
 
     def __post_init__(self) -> None:
-        if self.backend not in ("torch", "onnx"):
-            raise ValueError(f"features.backend must be torch or onnx, not {self.backend!r}")
+        for modality in ("text", "image"):
+            backend_for(self.backend, modality)  # a clear error for a bad value
         for name, overrides in self.text_variants.items():
             try:
                 TextConfig(**overrides)

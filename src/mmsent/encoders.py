@@ -20,8 +20,9 @@ Built in (all offline, weights shipped by registry packages):
   (1152-d; ``full`` profile)
 * ``vader`` — VADER lexicon scores (neg, neu, pos, compound; 4-d), package ``vaderSentiment``
 
-``backend="onnx"`` (``features.backend``) runs ``minilm``, ``st:`` encoders and every EfficientNet
-view on the CPU through ONNX Runtime (:mod:`mmsent.onnx_backend`); the torch path stays for GPUs.
+``backend="onnx"`` (``features.backend``: one for all, or one per modality) runs ``minilm``, ``st:``
+encoders and every EfficientNet view on the CPU through ONNX Runtime (:mod:`mmsent.onnx_backend`);
+the torch path stays for GPUs.
 
 Pluggable by name, for the source system's encoders or any other:
 
@@ -130,17 +131,17 @@ class TransformersTextEncoder(Encoder):
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
-def uses_onnx(backend: str, device: torch.device) -> bool:
+def uses_onnx(backend, modality: str, device: torch.device) -> bool:
     """ONNX Runtime serves CPU inference only; on a GPU the torch path runs whatever was asked."""
-    from mmsent.onnx_backend import check_backend
+    from mmsent.config import backend_for
 
-    return check_backend(backend) == "onnx" and device.type == "cpu"
+    return backend_for(backend, modality) == "onnx" and device.type == "cpu"
 
 
 class SentenceTransformerEncoder(Encoder):
     modality = "text"
 
-    def __init__(self, path: str | Path, name: str, device: str = "auto", backend: str = "torch") -> None:
+    def __init__(self, path: str | Path, name: str, device: str = "auto", backend: str | dict = "torch") -> None:
         super().__init__(device)
         from sentence_transformers import SentenceTransformer
 
@@ -149,7 +150,7 @@ class SentenceTransformerEncoder(Encoder):
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.onnx = None
-        if uses_onnx(backend, self.device) and type(self) is SentenceTransformerEncoder:
+        if uses_onnx(backend, self.modality, self.device) and type(self) is SentenceTransformerEncoder:
             from mmsent.onnx_backend import OnnxSentenceEncoder
 
             self.onnx = OnnxSentenceEncoder(self.model, encoder_dirname(name))
@@ -305,7 +306,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
     dim = 1280
 
     def __init__(self, device: str = "auto", image_size: int = 224, flip_tta: bool = False,
-                 view: str = "pooled", backend: str = "torch") -> None:
+                 view: str = "pooled", backend: str | dict = "torch") -> None:
         super().__init__(device, image_size)
         if view not in self.VIEWS:
             raise ValueError(f"EfficientNet view must be one of {self.VIEWS}, not {view!r}")
@@ -322,7 +323,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
         # channels-last: its depthwise convolutions run ~1.3x faster on CPU (same features to 1e-5)
         self.model.eval().to(self.device, memory_format=torch.channels_last)
         self.onnx = None
-        if uses_onnx(backend, self.device):
+        if uses_onnx(backend, self.modality, self.device):
             from mmsent.onnx_backend import OnnxImageForward
 
             self.onnx = OnnxImageForward(TorchForward(self), image_size, self.name)
@@ -460,8 +461,9 @@ def computed_by(name: str, configured) -> tuple[str, slice]:
     return (source, columns) if source in configured else (name, slice(None))
 
 
-def get_encoder(name: str, device: str = "auto", backend: str = "torch", **kwargs) -> Encoder:
-    """Build an encoder by registry name (see the module docstring); ``backend``: torch or onnx."""
+def get_encoder(name: str, device: str = "auto", backend: str | dict = "torch", **kwargs) -> Encoder:
+    """Build an encoder by registry name (see the module docstring); ``backend``: torch or onnx,
+    or a mapping of modality (text, image) to one of them."""
     if name in _BUILTIN:
         return _BUILTIN[name](device=device, backend=backend, **kwargs)
     prefix, _, arg = name.partition(":")

@@ -65,6 +65,7 @@ class ModelSpec:
     text_variant: str | None = None  # read the tweet normalised as features.text_variants.<name> says
     pretrain: dict[str, Any] | None = None  # text branch pre-trained on MVSA-Multiple first (mmsent.pretrain)
     distill: dict[str, Any] | None = None  # trained on its own out-of-fold predictions too (mmsent.distill)
+    augment: str | None = None  # features.augmentations.<name>: training pairs again with that text of the tweet
 
     @property
     def modalities(self) -> str:
@@ -141,6 +142,30 @@ def feature_data(params: Params, spec: ModelSpec, dataset: str,
             inputs[f"{modality}_label"] = torch.tensor(df[f"{modality}_label"].map(LABEL2ID).to_numpy(np.int64), dtype=torch.long)
         out[part] = TensorData(inputs, _labels(df), list(df["id"]))
     return out, {m: int(f.X.shape[-1]) for m, f in cache.items()}
+
+
+def augment_data(params: Params, spec: ModelSpec, dataset: str, train: TensorData) -> tuple[TensorData, np.ndarray]:
+    """``train``'s rows again with every text-derived input (tweet vector, lexicon scores, ...) read
+    from the augmentation's cache instead, and which rows have an augmented text (test pairs never do)."""
+    from mmsent.models.fusion import SOURCES
+
+    inputs, ok = dict(train.inputs), np.ones(len(train), bool)
+    for modality, encoder in spec.inputs.items():
+        if SOURCES.get(modality) != "text":
+            continue
+        X, has = load_features(params, encoder, cache_name(f"aug-{spec.augment}", dataset)).select(train.ids)
+        inputs[modality] = torch.from_numpy(X.astype(np.float32, copy=False))
+        ok &= has
+    return TensorData(inputs, train.labels.clone(), list(train.ids)), ok
+
+
+def with_augment(data: dict[str, TensorData], rows: np.ndarray | None = None) -> TensorData:
+    """The training rows (``rows`` of ``data["train"]``, default all) and their augmented copies."""
+    rows = np.ones(len(data["train"]), bool) if rows is None else rows
+    train = data["train"].subset(rows) if not rows.all() else data["train"]
+    if "augment" not in data:
+        return train
+    return TensorData.concat([train, data["augment"].subset(rows & data["augment_ok"])])
 
 
 def token_data(parts: dict[str, pd.DataFrame], config) -> dict[str, TensorData]:
@@ -236,6 +261,10 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
         data = pixel_data(params, parts, config.image_size)
     else:
         raise KeyError(f"no input builder for family {spec.family!r}")
+    if spec.augment:
+        if spec.family not in FEATURE_FAMILIES or spec.distill:
+            raise ValueError(f"models.{spec.name}: augment works for heads on cached features without distill")
+        data["augment"], data["augment_ok"] = augment_data(params, spec, dataset, data["train"])
     if spec.distill:
         from mmsent.distill import soft_targets
 
@@ -357,7 +386,7 @@ def run_fold(params: Params, spec: ModelSpec, dataset: str, config, data: dict[s
     """One fold model: trains on the pool less ``held``, early-stops on ``held``; its best epoch's
     held-out scores (%) and, when ``data`` has a test part, its test probabilities."""
     start = time.perf_counter()
-    fold_data = {**data, "train": data["train"].subset(~held), "dev": data["train"].subset(held)}
+    fold_data = {**data, "train": with_augment(data, ~held), "dev": data["train"].subset(held)}
     model, history = train_once(params, spec, config, fold_data, seed, train_overrides=overrides, dataset=dataset)
     best = max(history, key=lambda h: h["dev_weighted_f1"])  # the first of equal scores
     test = data.get("test")
@@ -436,6 +465,7 @@ def run_models(params: Params, specs: list[ModelSpec]) -> dict[str, dict[str, di
                 config, data = cv_inputs(params, spec, dataset, parts)
             else:
                 config, data = build_inputs(params, spec, dataset, parts)
+                data = {**data, "train": with_augment(data)}
             tasks.append((spec, dataset, parts, config, data))
     cost = [expected_seconds(params, spec.name, dataset) for spec, dataset, *_ in tasks]
     workers = job_workers(params, specs, len(tasks) * max(len(seeds(params)), protocol_config(params).n_fits))
@@ -455,7 +485,9 @@ def run_models(params: Params, specs: list[ModelSpec]) -> dict[str, dict[str, di
     for t in sorted(folds_of, key=lambda t: -cost[t]):
         spec, dataset, parts, config, data = tasks[t]
         stop = {"stop_after": cv_epochs([f["epoch"] for f in folds_of[t]])}
-        final += [(t, (params, spec, dataset, parts, config, {**data, "dev": None}, seed, stop)) for seed in seeds(params)]
+        final_data = {**data, "train": with_augment(data), "dev": None}
+        final += [(t, (params, spec, dataset, parts, config, final_data, seed, stop))
+                  for seed in protocol_config(params).final_seeds]
     for (t, _), out in zip(final, run_jobs(run_seed, [args for _, args in final], workers)):
         runs.setdefault(t, []).append(out)
     results: dict[str, dict[str, dict]] = {}

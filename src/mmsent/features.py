@@ -5,11 +5,15 @@ n x dim) and ``ok`` (bool: False where the input could not be read), plus a chec
 found inside the images (``features.ocr_encoders``) goes to ``<encoder>/<dataset>_ocr.npz``,
 ``ok`` False where the image has no text. The tweet text under another normalisation
 (``features.text_variants``, MVSA-Single only) goes to ``<encoder>/<dataset>_text-<variant>.npz``.
+Another text of the same tweet (``features.augmentations``, e.g. CLMLF's back-translations) goes
+to ``<encoder>/<dataset>_aug-<name>.npz`` for train and dev pairs only: a test pair's row stays
+zero with ``ok`` False, so no test translation can reach training.
 Only clean pairs (those in train/dev/test) are encoded.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from dataclasses import dataclass
@@ -53,6 +57,8 @@ def cache_name(modality: str, dataset: str, text_variant: str | None = None) -> 
     tweet are cached beside the tweet text."""
     if modality == "ocr":
         return f"{dataset}_ocr"
+    if modality.startswith("aug-"):  # an augmentation's texts (see augmented_texts)
+        return f"{dataset}_{modality}"
     if text_variant and SOURCES.get(modality) == "text":
         return f"{dataset}_text-{text_variant}"
     return dataset
@@ -86,15 +92,15 @@ def perturbed(params: Params, X: np.ndarray, encoder: str, dataset: str) -> np.n
 _LOADED: dict[tuple, Any] = {}  # encoders this process has loaded: a pool worker keeps them between shares
 
 
-def loaded_encoder(name: str, device: str, image_size: int, backend: str = "torch"):
-    key = (name, str(device), image_size, backend)
+def loaded_encoder(name: str, device: str, image_size: int, backend: str | dict = "torch"):
+    key = (name, str(device), image_size, json.dumps(backend, sort_keys=True))
     if key not in _LOADED:
         _LOADED[key] = get_encoder(name, device=device, image_size=image_size, backend=backend)
     return _LOADED[key]
 
 
 def encode_share(name: str, device: str, image_size: int, items: list, batch_size: int,
-                 progress: bool = False, backend: str = "torch") -> tuple[np.ndarray, np.ndarray, float]:
+                 progress: bool = False, backend: str | dict = "torch") -> tuple[np.ndarray, np.ndarray, float]:
     """One share of one encoder's inputs: ``(X, ok, seconds)``; ``ok`` False for unreadable images."""
     encoder = loaded_encoder(name, device, image_size, backend)
     start = time.perf_counter()
@@ -114,8 +120,21 @@ def job_inputs(params: Params, df: pd.DataFrame, source: str, variant: str | Non
         found = df["id"].astype(str).map(load_ocr(params, "single").set_index("id")["ocr_text"]).fillna("")
         has = (found.str.len() > 0).to_numpy()
         return list(found[has]), has
+    if source == "augment":  # training pairs only: train and dev (cross-validation trains on both)
+        texts = augmented_texts(params, variant, "single")
+        has = (df["split"].isin(["train", "dev"]) & df["id"].astype(str).isin(texts)).to_numpy()
+        return [texts[i] for i in df.loc[has, "id"].astype(str)], has
     texts = variant_texts(params, df, variant) if variant else list(df["text"])
     return texts, np.ones(len(df), bool)
+
+
+def augmented_texts(params: Params, name: str, dataset: str) -> dict[str, str]:
+    """id → the augmentation's text of that tweet, normalised as the tweets are."""
+    if name not in params.features.augmentations:
+        raise KeyError(f"unknown augmentation {name!r}; features.augmentations has {sorted(params.features.augmentations)}")
+    path = params.data.root / params.features.augmentations[name].format(dataset=dataset)
+    items = json.loads(path.read_text(encoding="utf-8"))
+    return {str(item["id"]): normalize_tweet(str(item["text_translation"]), params.text) for item in items}
 
 
 def variant_texts(params: Params, df: pd.DataFrame, variant: str) -> list[str]:
@@ -140,6 +159,7 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
     jobs += [(name, "single", "ocr", None) for name in cfg.ocr_encoders]  # text inside the images (ocr stage)
     variant_encoders = [n for n in cfg.text_encoders if cfg.variant_encoders is None or n in cfg.variant_encoders]
     jobs += [(name, "single", "text", v) for v in cfg.text_variants for name in variant_encoders]
+    jobs += [(name, "single", "augment", a) for a in cfg.augmentations for name in variant_encoders]
     jobs = [job for job in jobs if (not only or job[0] in only) and job[1] in datasets]
     tables = {ds: clean_pairs(params, ds) for ds in {job[1] for job in jobs}}
     inputs = {job: job_inputs(params, tables[job[1]], job[2], job[3]) for job in jobs}
@@ -160,8 +180,8 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
             tasks.append((run_as, str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0,
                           cfg.backend))
             owner.append(job)
-    if cfg.backend == "onnx":  # export each ONNX model here, once, before the workers read the cache
-        for name in {t[0] for t in tasks}:
+    if "onnx" in json.dumps(cfg.backend):  # export each ONNX model here, once, before the workers read the cache
+        for name in sorted({t[0] for t in tasks}):
             get_encoder(name, device=str(device), image_size=cfg.image_size, backend=cfg.backend)
     done = run_jobs(encode_share, tasks, workers)
     spent = dict.fromkeys(jobs, 0.0)  # CPU seconds (one thread) each job's shares took
@@ -187,7 +207,7 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
             X = X.astype(np.float16)
         ok = has.copy()
         ok[has] = readable[run_as][rows]
-        cache = cache_name(source, dataset, variant)
+        cache = cache_name(f"aug-{variant}" if source == "augment" else source, dataset, variant)
         save_arrays(feature_path(params, name, cache), meta={"encoder": name, "dataset": cache, "dim": int(X.shape[-1])},
                     ids=df["id"].astype(str).to_numpy(), X=X, ok=ok)
         summary[f"{name}/{cache}"] = {

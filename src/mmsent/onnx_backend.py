@@ -25,16 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmsent.config import BACKENDS, backend_for, check_backend  # noqa: F401 (re-exported)
 from mmsent.io import atomic_path
 
-BACKENDS = ("torch", "onnx")
 EXPORT_VERSION = 1  # bump when what is exported changes: old cache files are then never read
-
-
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"encoder backend must be one of {BACKENDS}, not {backend!r}")
-    return backend
 
 
 def cache_dir() -> Path:
@@ -91,6 +85,8 @@ def session(path: Path):
     opts.intra_op_num_threads = max(1, torch.get_num_threads())
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    # no busy-waiting between runs: its spinning threads would take the cores torch's text encoder needs next
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 

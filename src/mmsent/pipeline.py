@@ -52,7 +52,7 @@ class Prepared:
 
 class Pipeline:
     def __init__(self, model: torch.nn.Module, payload: dict[str, Any], device: str = "auto",
-                 backend: str | None = None) -> None:
+                 backend: str | dict | None = None) -> None:
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.payload = payload
@@ -66,7 +66,7 @@ class Pipeline:
         self.text_config = TextConfig(**payload.get("text_config", {}))
         self.image_size = int(payload.get("image_size", 224))
         # the runtime its training features came from, unless asked otherwise (the two agree to ~1e-5)
-        self.backend = str(backend or payload.get("feature_backend", "torch"))
+        self.backend = backend or payload.get("feature_backend", "torch")
         self.ocr_reader = None
         if "ocr" in self.encoder_names:  # read images the way the training data was read
             from mmsent.ocr import OcrConfig, OcrReader
@@ -81,7 +81,8 @@ class Pipeline:
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = "auto", backend: str | None = None) -> "Pipeline":
+    def load(cls, path: str | Path | None = None, device: str = "auto",
+             backend: str | dict | None = None) -> "Pipeline":
         """The shipped default model, or any checkpoint written by the training stages.
         ``backend``: torch or onnx for the frozen encoders (default: the one its features came from)."""
         path = Path(path) if path else default_model_path()

@@ -16,7 +16,7 @@ ordered simplest first (ablation rows add one lever each; tuning trials are rank
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +34,17 @@ class ProtocolConfig:
     folds: int = 5  # k
     repeats: int = 2  # each repeat cuts train + dev anew
     seed: int = 0  # the cut (and each fold model's seed is its fold number)
+    # seeds of a cross-validated model's final models: they cost seconds each, and more of them keep
+    # the reported mean within its rerun interval (the perturbation check, reports/reproducibility.md)
+    final_seeds: list[int] = field(default_factory=lambda: list(range(10)))
 
     def __post_init__(self) -> None:
         if self.folds < 2:
             raise ValueError("protocol.folds must be >= 2")
         if self.repeats < 1:
             raise ValueError("protocol.repeats must be >= 1")
+        if not self.final_seeds:
+            raise ValueError("protocol.final_seeds must name at least one seed")
 
     @property
     def n_fits(self) -> int:

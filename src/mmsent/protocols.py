@@ -23,7 +23,8 @@ import pandas as pd
 from mmsent.config import Params
 from mmsent.data import PARTS, agreement_labels, load_prepared, split_assignment
 from mmsent.evaluate import aggregate, bootstrap_interval, compute_metrics
-from mmsent.experiments import METRICS_DIR, ModelSpec, build_inputs, job_workers, model_specs, seeds, train_once
+from mmsent.experiments import (METRICS_DIR, ModelSpec, build_inputs, job_workers, model_specs, seeds, train_once,
+                                with_augment)
 from mmsent.io import write_json
 from mmsent.parallel import run_jobs
 from mmsent.prepare import PREPARED_DIR
@@ -61,6 +62,7 @@ def protocol_job(params: Params, spec: ModelSpec, scheme: str, fold: int, seed: 
     """One model on one protocol cut: built, trained and scored inside the worker."""
     parts = protocol_parts(params, scheme, fold)
     config, data = build_inputs(params, spec, "single", parts, protocol_parts=parts)
+    data = {**data, "train": with_augment(data)}  # a protocol's train pairs that have an augmented text
     model, _ = train_once(params, spec, config, data, seed, dataset="single")
     probs, _ = predict_proba(model, data["test"])
     gold = parts["test"]["label_id"].astype(int).to_numpy()

@@ -83,6 +83,15 @@ class TensorData:
         return TensorData({k: v[index] for k, v in self.inputs.items()}, self.labels[index],
                           [self.ids[i] for i in index.tolist()] if self.ids else [])
 
+    @staticmethod
+    def concat(parts: list[TensorData]) -> TensorData:
+        """The rows of ``parts`` one after the other (the same inputs in each; ``facts`` of the first)."""
+        keys = set(parts[0].inputs)
+        if any(set(p.inputs) != keys for p in parts):
+            raise ValueError("TensorData parts to join have different inputs")
+        return TensorData({k: torch.cat([p.inputs[k] for p in parts]) for k in parts[0].inputs},
+                          torch.cat([p.labels for p in parts]), [i for p in parts for i in p.ids], dict(parts[0].facts))
+
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         for start in range(0, len(self), batch_size):
