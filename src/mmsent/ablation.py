@@ -18,7 +18,7 @@ import pandas as pd
 
 from mmsent.config import Params
 from mmsent.data import load_prepared
-from mmsent.evaluate import aggregate, compute_metrics, fmt
+from mmsent.evaluate import aggregate, compute_metrics, fmt, fmt_interval
 from mmsent.experiments import METRICS_DIR, PREDICTIONS_DIR
 from mmsent.io import read_json, write_text
 from mmsent.labels import LABEL2ID
@@ -66,12 +66,6 @@ def dedup_metrics(params: Params, model: str, dataset: str = "single") -> dict[s
     return out
 
 
-def interval(m: dict[str, Any], key: str) -> str:
-    """A metrics file's 95 % bootstrap interval over test pairs, as text."""
-    lo, hi = m["test_interval"][key]
-    return f"[{lo:.1f}, {hi:.1f}]"
-
-
 def cv_text(m: dict[str, Any]) -> str:
     return f"{m['cv']['weighted_f1']['mean']:.2f} ± {m['cv']['weighted_f1']['se']:.2f}"
 
@@ -105,23 +99,23 @@ def decide(params: Params, dataset: str = "single") -> list[dict[str, Any]]:
     return out
 
 
-def kept_model(params: Params, dataset: str = "single") -> str:
-    """The configuration the ablation ends with: what ships."""
-    decided = [r for r in decide(params, dataset) if r["incumbent"]]
+def kept_model(params: Params, dataset: str = "single", decided: list[dict[str, Any]] | None = None) -> str:
+    """The configuration the ablation ends with: what ships (``decided``: :func:`decide`'s records, if at hand)."""
+    decided = [r for r in (decided if decided is not None else decide(params, dataset)) if r["incumbent"]]
     if not decided:
         raise FileNotFoundError("no cross-validated ablation row has metrics yet; train params.yaml ablation.rows")
     return decided[-1]["incumbent"]
 
 
-def rows(params: Params, dataset: str = "single") -> pd.DataFrame:
+def rows(params: Params, dataset: str = "single", decided: list[dict[str, Any]] | None = None) -> pd.DataFrame:
     out = []
-    for r in decide(params, dataset):
+    for r in decided if decided is not None else decide(params, dataset):
         m, v = r["metrics"], r["verdict"]
         out.append({"lever": r["lever"], "model": r["model"],
                     "CV wF1 (± SE)": cv_text(m) if "cv" in m else "not cross-validated",
                     "Δ vs kept (± SE)": f"{v.difference:+.2f} ± {v.se:.2f}" if v else "–",
                     "kept (CV)": "yes" if r["kept"] else "no", "test accuracy": fmt(m["accuracy"]),
-                    "test weighted F1": fmt(m["weighted_f1"]), "95 % CI wF1": interval(m, "weighted_f1"),
+                    "test weighted F1": fmt(m["weighted_f1"]), "95 % CI wF1": fmt_interval(m, "weighted_f1"),
                     "test macro F1": fmt(m["macro_f1"]),
                     "CPU s / seed": f"{cpu_seconds_per_seed(m):.1f}",
                     "_cv": m["cv"]["weighted_f1"]["mean"] if "cv" in m else float("nan")})
@@ -129,10 +123,11 @@ def rows(params: Params, dataset: str = "single") -> pd.DataFrame:
 
 
 def build(params: Params, dataset: str = "single") -> Path:
-    table = rows(params, dataset)
+    decided = decide(params, dataset)
+    table = rows(params, dataset, decided)
     if table.empty:
         raise FileNotFoundError("no ablation rows have metrics yet; train the models in params.yaml ablation.rows")
-    best = table[table["model"] == kept_model(params, dataset)].iloc[0]
+    best = table[table["model"] == kept_model(params, dataset, decided)].iloc[0]
     # a row whose per-seed predictions are not in this checkout (a DVC output not pulled) has no ensemble
     ens = [{"ensemble of seeds": r.model, **{k: f"{ensemble_metrics(params, r.model, dataset)[k]:.2f}"
                                            for k in ("accuracy", "weighted_f1", "macro_f1")}}
@@ -159,7 +154,7 @@ def build(params: Params, dataset: str = "single") -> Path:
         table.drop(columns=["_cv"]).to_markdown(index=False), "",
         f"**The configuration kept (shipped): `{best.model}`** — {best['test accuracy']} accuracy, "
         f"{best['test weighted F1']} weighted F1 on test. CLMLF reports 75.33 / 73.46.", "",
-        *fold_ensemble_lines(params, table, dataset),
+        *fold_ensemble_lines(decided),
         "## Seed ensembles (probabilities averaged over seeds; not single models)", "",
         pd.DataFrame(ens).to_markdown(index=False), "",
         *(["## Ensembles of model families (probabilities averaged over every seed of each; not single models)", "",
@@ -188,15 +183,15 @@ def protocol_text(params: Params) -> str:
     return f"{cfg.folds} stratified folds × {cfg.repeats} repeat(s) of MVSA-Single train + dev, seed {cfg.seed}"
 
 
-def fold_ensemble_lines(params: Params, table: pd.DataFrame, dataset: str) -> list[str]:
+def fold_ensemble_lines(decided: list[dict[str, Any]]) -> list[str]:
     """Final model refit on all of train + dev, or the fold models averaged: measured for every
     cross-validated row, so the choice between them is a measurement too."""
     out = []
-    for model in table["model"]:
-        m = read_json(params.path(METRICS_DIR) / f"{model}_{dataset}.json")
+    for r in decided:
+        m = r["metrics"]
         if "fold_ensemble" in m:
             e = m["fold_ensemble"]
-            out.append({"model": model, "refit on train + dev, mean of seeds (acc / wF1)":
+            out.append({"model": r["model"], "refit on train + dev, mean of seeds (acc / wF1)":
                         f"{m['accuracy']['mean']:.2f} / {m['weighted_f1']['mean']:.2f}",
                         f"ensemble of its {m['cv']['folds'] * m['cv']['repeats']} fold models (acc / wF1)":
                         f"{e['accuracy']:.2f} / {e['weighted_f1']:.2f}"})

@@ -177,29 +177,27 @@ def cheema_labels(root: Path, dataset: str) -> dict[str, str]:
         return {row[0].strip(): CHEEMA_ID2LABEL[int(row[1])] for row in csv.reader(fh) if row}
 
 
+def agreement_rows(root: Path) -> list[tuple[str, dict]]:
+    """(part, record) for every line of the label-agreement split files (QMF / PDF: the 2,592
+    MVSA-Single pairs whose text and image labels agree, 1,555 / 518 / 519)."""
+    out = []
+    for part in PARTS:
+        for line in (Path(root) / "splits/agreement/single" / f"{part}.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                out.append((part, json.loads(line)))
+    return out
+
+
 def agreement_split(root: Path, dataset: str = "single") -> dict[str, str]:
-    """id → part for the label-agreement protocol (QMF / PDF: the 2,592 MVSA-Single pairs whose
-    text and image labels agree, 1,555 / 518 / 519). Only MVSA-Single has it."""
+    """id → part for the label-agreement protocol. Only MVSA-Single has it."""
     if dataset != "single":
         raise ValueError("the label-agreement split exists for MVSA-Single only")
-    out: dict[str, str] = {}
-    for part in PARTS:
-        path = Path(root) / "splits/agreement/single" / f"{part}.jsonl"
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                out[str(json.loads(line)["id"])] = part
-    return out
+    return {str(item["id"]): part for part, item in agreement_rows(root)}
 
 
 def agreement_labels(root: Path) -> dict[str, str]:
     """id → label name as stored in the agreement files (used to verify the cleaning rule)."""
-    out = {}
-    for part in PARTS:
-        for line in (Path(root) / "splits/agreement/single" / f"{part}.jsonl").read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                item = json.loads(line)
-                out[str(item["id"])] = str(item["label"])
-    return out
+    return {str(item["id"]): str(item["label"]) for _, item in agreement_rows(root)}
 
 
 def split_assignment(root: Path, dataset: str, scheme: str = "clmlf", fold: int = 1) -> dict[str, str]:

@@ -67,6 +67,12 @@ def fmt(stat: dict[str, float]) -> str:
     return f"{stat['mean']:.2f} ± {stat['std']:.2f}"
 
 
+def fmt_interval(metrics: dict[str, Any], key: str) -> str:
+    """A metrics file's 95 % bootstrap interval over test pairs (``test_interval``), as text; "–" without one."""
+    interval = metrics.get("test_interval")
+    return f"[{interval[key][0]:.1f}, {interval[key][1]:.1f}]" if interval else "–"
+
+
 def weighted_f1_batch(gold: np.ndarray, pred: np.ndarray, k: int = 3) -> np.ndarray:
     """Weighted F1 of each row of ``gold``/``pred`` (shape (reps, n)), from bincount confusion
     matrices: the same values as scikit-learn's (tested), and thousands of resamples in one call,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmsent.config import Params
+from mmsent.config import Params, backend_for
 from mmsent.device import pick_device
 from mmsent.encoders import computed_by, encoder_dirname, get_encoder, item_shape
 from mmsent.io import load_arrays, read_json, save_arrays, write_json
@@ -180,7 +180,8 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
             tasks.append((run_as, str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0,
                           cfg.backend))
             owner.append(job)
-    if "onnx" in json.dumps(cfg.backend):  # export each ONNX model here, once, before the workers read the cache
+    if any(backend_for(cfg.backend, m) == "onnx" for m in ("text", "image")):  # export each ONNX model here,
+        # once, before the workers read the cache
         for name in sorted({t[0] for t in tasks}):
             get_encoder(name, device=str(device), image_size=cfg.image_size, backend=cfg.backend)
     done = run_jobs(encode_share, tasks, workers)

@@ -144,14 +144,12 @@ class OnnxSentenceEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         texts = list(texts)
         order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths pad less
-        out = np.zeros((len(texts), 0), np.float32)
         parts = []
         for start in range(0, len(texts), batch_size):
             rows = order[start:start + batch_size]
             feed = {k: v.numpy().astype(np.int64) for k, v in self._tokens([texts[i] for i in rows]).items()}
             parts.append((rows, self.session.run(None, feed)[0]))
-        if parts:
-            out = np.zeros((len(texts), parts[0][1].shape[1]), np.float32)
-            for rows, vectors in parts:
-                out[rows] = vectors
+        out = np.zeros((len(texts), parts[0][1].shape[1] if parts else 0), np.float32)
+        for rows, vectors in parts:
+            out[rows] = vectors
         return out

@@ -14,7 +14,6 @@ and the report says so. Written: ``metrics/protocols/<model>_<protocol>.json``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from mmsent.data import PARTS, agreement_labels, load_prepared, split_assignment
 from mmsent.evaluate import aggregate, bootstrap_interval, compute_metrics
 from mmsent.experiments import (METRICS_DIR, ModelSpec, build_inputs, job_workers, model_specs, seeds, train_once,
                                 with_augment)
-from mmsent.io import write_json
+from mmsent.io import read_json, write_json
 from mmsent.parallel import run_jobs
 from mmsent.prepare import PREPARED_DIR
 from mmsent.train import predict_proba
@@ -103,7 +102,5 @@ def run(params: Params) -> dict[str, Any]:
 
 
 def load(params: Params, model: str, scheme: str) -> dict[str, Any] | None:
-    from mmsent.io import read_json
-
     path = params.path(PROTOCOL_METRICS) / f"{model}_{scheme}.json"
-    return read_json(path) if Path(path).is_file() else None
+    return read_json(path) if path.is_file() else None

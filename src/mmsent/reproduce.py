@@ -208,7 +208,8 @@ def choices(params) -> dict[str, Any]:
         best = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         tuned[path.stem.removeprefix("best_")] = {"trial": best.get("trial"), "options": best.get("options"),
                                                   "train": best.get("train")}
-    return {"tuned": tuned, "kept": {r["model"]: r["kept"] for r in decide(params)}, "shipped": kept_model(params)}
+    decided = decide(params)
+    return {"tuned": tuned, "kept": {r["model"]: r["kept"] for r in decided}, "shipped": kept_model(params, decided=decided)}
 
 
 def changed_choices(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmsent.config import Params
-from mmsent.evaluate import fmt
+from mmsent.evaluate import fmt, fmt_interval
 from mmsent.experiments import METRICS_DIR, model_specs
 from mmsent.io import read_json, write_text
 from mmsent.labels import LABELS
@@ -47,14 +47,12 @@ def collect(params: Params) -> pd.DataFrame:
                 notes.append("ImageNet weights" if m["imagenet_pretrained"] else "trained from scratch (no ImageNet weights)")
             if "glove_coverage" in m:
                 notes.append(f"GloVe init, {m['glove_coverage']:.0%} of vocab" if m["glove_coverage"] else "random embeddings")
-            ci = m.get("test_interval")
             rows.append({
                 "model": name, "dataset": dataset, "modalities": m["modalities"], "group": spec.group,
                 "CV wF1 (± SE)": (f"{m['cv']['weighted_f1']['mean']:.2f} ± {m['cv']['weighted_f1']['se']:.2f}"
                                   if "cv" in m else "– (dev)"),
                 "accuracy": fmt(m["accuracy"]), "weighted F1": fmt(m["weighted_f1"]),
-                "95 % CI acc": f"[{ci['accuracy'][0]:.1f}, {ci['accuracy'][1]:.1f}]" if ci else "–",
-                "95 % CI wF1": f"[{ci['weighted_f1'][0]:.1f}, {ci['weighted_f1'][1]:.1f}]" if ci else "–",
+                "95 % CI acc": fmt_interval(m, "accuracy"), "95 % CI wF1": fmt_interval(m, "weighted_f1"),
                 "macro F1": fmt(m["macro_f1"]),
                 **{f"F1 {lab}": fmt(m["per_class_f1"][lab]) for lab in LABELS},
                 "seeds": m["seeds"], "s/seed": f"{m['train_seconds_per_seed']:.1f}",
@@ -130,10 +128,9 @@ def protocol_tables(params: Params) -> list[str]:
             m = (read_json(own) if own.is_file() else None) if scheme == "clmlf" else load(params, name, scheme)
             if m is None:
                 continue
-            ci = m.get("test_interval")
             rows.append({"model": name, "accuracy": fmt(m["accuracy"]), "weighted F1": fmt(m["weighted_f1"]),
                          "macro F1": fmt(m["macro_f1"]),
-                         "95 % CI wF1": f"[{ci['weighted_f1'][0]:.1f}, {ci['weighted_f1'][1]:.1f}]" if ci else "–",
+                         "95 % CI wF1": fmt_interval(m, "weighted_f1"),
                          "runs": m["seeds"]})
         if rows:
             lines += [f"### Protocol `{scheme}`: {DESCRIBED[scheme]}", "", pd.DataFrame(rows).to_markdown(index=False), ""]

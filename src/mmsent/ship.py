@@ -34,12 +34,13 @@ def shipped_seed(params: Params) -> int:
 def choose(params: Params, dataset: str = "single") -> tuple[str, int, pd.DataFrame]:
     from mmsent.ablation import decide, kept_model
 
+    decided = decide(params, dataset)
     rows = [{"model": r["model"], "CV weighted F1": r["metrics"]["cv"]["weighted_f1"]["mean"],
              "corrected SE": r["metrics"]["cv"]["weighted_f1"]["se"],
              "Δ vs kept": r["verdict"].difference if r["verdict"] else float("nan"),
              "kept": "yes" if r["kept"] else "no"}
-            for r in decide(params, dataset) if "cv" in r["metrics"]]
-    return kept_model(params, dataset), shipped_seed(params), pd.DataFrame(rows)
+            for r in decided if "cv" in r["metrics"]]
+    return kept_model(params, dataset, decided), shipped_seed(params), pd.DataFrame(rows)
 
 
 def reads_ocr(m: dict) -> str:
