@@ -32,8 +32,8 @@ from mmsent.train import predict_proba
 PROTOCOL_METRICS = METRICS_DIR / "protocols"
 PROTOCOLS = ("agreement", "cheema")
 DESCRIBED = {
-    "clmlf": "CLMLF 8:1:1 (4,511 pairs: 3,611 / 450 / 450); selection by CV over train + dev, 5 seeds",
-    "agreement": "label agreement (2,592 pairs: 1,555 / 518 / 519; QMF / PDF); early stopping on its dev, 5 seeds",
+    "clmlf": "CLMLF 8:1:1 (4,511 pairs: 3,611 / 450 / 450); selection by CV over train + dev",
+    "agreement": "label agreement (2,592 pairs: 1,555 / 518 / 519; QMF / PDF); early stopping on its dev",
     "cheema": "Cheema et al. 10 folds (4,511 pairs, ~3,609 / 451 / 451 each); early stopping on each fold's val, "
               "one model per fold",
 }
