@@ -32,6 +32,7 @@ def project(tmp_path, tiny_root):
     import yaml
     raw = yaml.safe_load(text)
     raw["models"] = MODELS
+    raw["ensemble"] = {"candidates": [{"name": "bag", "members": ["kept"], "bag": True}]}  # members trained here
     path.write_text(yaml.safe_dump(raw))
     params = load_params(path)
     prepare.run(params, progress=False)

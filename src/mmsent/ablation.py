@@ -18,6 +18,7 @@ import pandas as pd
 
 from mmsent.config import Params
 from mmsent.data import load_prepared
+from mmsent.ensemble import decide as ensemble_decide, lines as ensemble_lines
 from mmsent.evaluate import aggregate, compute_metrics, fmt, fmt_interval
 from mmsent.experiments import METRICS_DIR, PREDICTIONS_DIR
 from mmsent.io import read_json, write_text
@@ -155,6 +156,7 @@ def build(params: Params, dataset: str = "single") -> Path:
         f"**The configuration kept (shipped): `{best.model}`** — {best['test accuracy']} accuracy, "
         f"{best['test weighted F1']} weighted F1 on test. CLMLF reports 75.33 / 73.46.", "",
         *fold_ensemble_lines(decided),
+        *ensemble_lines(params, ensemble_decide(params, best.model, dataset), best.model),
         "## Seed ensembles (probabilities averaged over seeds; not single models)", "",
         pd.DataFrame(ens).to_markdown(index=False), "",
         *(["## Ensembles of model families (probabilities averaged over every seed of each; not single models)", "",

@@ -8,7 +8,10 @@ DenseNet-121, end-to-end fine-tuning, self-distillation) and every MVSA-Multiple
 older protocol: train on train, early-stop on dev, read test once. Written per model and dataset:
 
 * ``models/<model>/<dataset>/seed<k>.pt`` — self-contained checkpoint (neural models)
+* ``models/<model>/single/fold<j>.pt`` — each fold model of a cross-validated model
 * ``data/predictions/<model>/<dataset>/seed<k>.csv`` — id, gold, predicted, probabilities
+* ``data/predictions/<model>/single/folds.npz`` — the fold models' held-out (out-of-fold)
+  probabilities per repeat and their test probabilities (:mod:`mmsent.ensemble`)
 * ``metrics/<model>_<dataset>.json`` — mean ± std over seeds, each seed, what it was measured on
 * ``metrics/history/<model>_<dataset>.csv`` — per-epoch curves (all seeds)
 """
@@ -32,7 +35,7 @@ from mmsent.device import pick_device, seed_everything
 from mmsent.evaluate import aggregate, bootstrap_interval, compute_metrics, predictions_frame, save_frame
 from mmsent.features import cache_name, load_features
 from mmsent.images import open_image, square_crop
-from mmsent.io import read_json, write_json
+from mmsent.io import atomic_path, read_json, write_json
 from mmsent.labels import LABEL2ID
 from mmsent.models import build_model, make_config
 from mmsent.models.baselines import BASELINES
@@ -306,6 +309,15 @@ def ocr_meta(params: Params, spec: ModelSpec) -> dict[str, Any]:
     return {"ocr_config": used_settings(params)} if "ocr" in spec.inputs else {}
 
 
+def checkpoint_meta(params: Params, spec: ModelSpec, dataset: str) -> dict[str, Any]:
+    """What a checkpoint needs beside its weights for the Pipeline to compute its inputs the way
+    its training features were computed."""
+    return {"encoders": spec.inputs, "model_name": spec.name, "dataset": dataset,
+            "text_config": dataclasses.asdict(params.features.text_config(params.text, spec.text_variant)),
+            "image_size": params.features.image_size, "feature_backend": params.features.backend,
+            **ocr_meta(params, spec)}
+
+
 def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame],
              config, data: dict[str, TensorData] | None, seed: int,
              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -331,11 +343,8 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
     facts = dict(data["train"].facts) if data else {}
     if model is not None:
         save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"seed{seed}.pt", model,
-                        spec.family, encoders=spec.inputs, model_name=spec.name, dataset=dataset,
-                        text_config=dataclasses.asdict(params.features.text_config(params.text, spec.text_variant)),
-                        image_size=params.features.image_size, feature_backend=params.features.backend,
-                        **ocr_meta(params, spec),
-                        seed=seed, history=history, test_metrics=metrics)
+                        spec.family, **checkpoint_meta(params, spec, dataset), seed=seed, history=history,
+                        test_metrics=metrics)
         if spec.family == "densenet121":
             facts["imagenet_pretrained"] = bool(model.config.pretrained)
         if spec.family == "bilstm":
@@ -382,17 +391,24 @@ def cv_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd
 
 
 def run_fold(params: Params, spec: ModelSpec, dataset: str, config, data: dict[str, TensorData],
-             held: np.ndarray, seed: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One fold model: trains on the pool less ``held``, early-stops on ``held``; its best epoch's
-    held-out scores (%) and, when ``data`` has a test part, its test probabilities."""
+             held: np.ndarray, seed: int, overrides: dict[str, Any] | None = None,
+             save: bool = False) -> dict[str, Any]:
+    """One fold model (fold number ``seed``): trains on the pool less ``held``, early-stops on
+    ``held``; its best epoch's held-out scores (%) and probabilities and, when ``data`` has a test
+    part, its test probabilities. ``save``: write it as ``fold<j>.pt`` beside the final models."""
+    fold = seed
     start = time.perf_counter()
     fold_data = {**data, "train": with_augment(data, ~held), "dev": data["train"].subset(held)}
     model, history = train_once(params, spec, config, fold_data, seed, train_overrides=overrides, dataset=dataset)
     best = max(history, key=lambda h: h["dev_weighted_f1"])  # the first of equal scores
     test = data.get("test")
     probs = predict_proba(model, test)[0] if test is not None and len(test) else None
+    if save:  # the fold models are what a bagged ensemble ships (mmsent.ensemble)
+        save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"fold{fold}.pt", model, spec.family,
+                        **checkpoint_meta(params, spec, dataset), fold=fold, history=history)
     return {"weighted_f1": 100 * best["dev_weighted_f1"], "accuracy": 100 * best["dev_acc"],
             "epoch": int(best["epoch"]), "history": history, "test_probs": probs,
+            "held_probs": predict_proba(model, fold_data["dev"])[0], "fold": fold,
             "parameters": int(sum(p.numel() for p in model.parameters())), "seconds": time.perf_counter() - start}
 
 
@@ -438,6 +454,7 @@ def summarize(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd
         summary["cv"] = cv_summary(params, folds)
         summary["cv_seconds_per_fold"] = float(np.mean([f["seconds"] for f in folds]))
         ensemble = np.mean([f["test_probs"] for f in folds], axis=0).argmax(1)  # the fold models averaged
+        save_fold_probs(params, spec, dataset, parts, folds)
         summary["fold_ensemble"] = {k: v for k, v in compute_metrics(gold, ensemble).items() if k in
                                     ("accuracy", "weighted_f1", "macro_f1")}
         histories = [{"fold": j, "seed": j, **h} for j, f in enumerate(folds) for h in f["history"]]
@@ -445,6 +462,25 @@ def summarize(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd
     if histories:
         save_frame(pd.DataFrame(histories), params.path(METRICS_DIR) / "history" / f"{spec.name}_{dataset}.csv")
     return summary
+
+
+def save_fold_probs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame],
+                    folds: list[dict[str, Any]]) -> Path:
+    """``folds.npz``: out-of-fold probabilities (repeats, pool pairs, labels; each pair is held out
+    once per repeat) and each fold model's test probabilities (fold models, test pairs, labels)."""
+    cfg = protocol_config(params)
+    ids = np.asarray(pool(parts)["id"].astype(str), dtype=str)  # not object arrays: loadable without pickle
+    masks = held_out(params, list(ids), dataset)
+    oof = np.full((len(masks) // cfg.folds, len(ids), folds[0]["held_probs"].shape[1]), np.nan, dtype=np.float32)
+    for f in folds:
+        oof[f["fold"] // cfg.folds, masks[f["fold"]]] = f["held_probs"]
+    path = params.path(PREDICTIONS_DIR) / spec.name / dataset / "folds.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, ids=ids, test_ids=np.asarray(parts["test"]["id"].astype(str), dtype=str), oof=oof,
+                                test=np.stack([f["test_probs"] for f in folds]).astype(np.float32))
+    return path
 
 
 def run_models(params: Params, specs: list[ModelSpec]) -> dict[str, dict[str, dict]]:
@@ -473,7 +509,8 @@ def run_models(params: Params, specs: list[ModelSpec]) -> dict[str, dict[str, di
     for t, (spec, dataset, parts, config, data) in enumerate(tasks):
         if uses_cv(spec, dataset):
             masks = held_out(params, data["train"].ids, dataset)
-            first += [(t, ("fold", j), (params, spec, dataset, config, data, mask, j)) for j, mask in enumerate(masks)]
+            first += [(t, ("fold", j), (params, spec, dataset, config, data, mask, j, None, True))
+                      for j, mask in enumerate(masks)]
         else:
             first += [(t, ("seed", seed), (params, spec, dataset, parts, config, data, seed)) for seed in seeds(params)]
     first.sort(key=lambda job: -cost[job[0]])  # stable: each task's jobs stay in order

@@ -27,6 +27,7 @@ from mmsent.device import pick_device
 from mmsent.encoders import get_encoder, item_shape
 from mmsent.images import ImageInput, ImageLoadError, open_image
 from mmsent.models.fusion import MODALITIES, SOURCES
+from mmsent.models.registry import input_width
 from mmsent.text import normalize_tweet
 from mmsent.train import load_checkpoint
 
@@ -60,7 +61,7 @@ class Pipeline:
         self.encoder_names: dict[str, str] = dict(payload.get("encoders") or {})
         from mmsent.experiments import FEATURE_FAMILIES
 
-        if payload["family"] not in FEATURE_FAMILIES or not self.encoder_names:
+        if payload["family"] not in (*FEATURE_FAMILIES, "ensemble") or not self.encoder_names:
             raise ValueError("this checkpoint was not trained on cached encoder features; "
                              "Pipeline serves feature-based heads and fusion models")
         self.text_config = TextConfig(**payload.get("text_config", {}))
@@ -161,8 +162,7 @@ class Pipeline:
         return result
 
     def _dim(self, modality: str) -> int:
-        cfg = self.payload["config"]
-        return int(cfg.get(f"{modality}_dim") or (cfg.get("extra_dims") or {}).get(modality) or cfg.get("input_dim"))
+        return input_width(self.payload["config"], modality)
 
     def postprocess(self, outputs: dict[str, np.ndarray], items: Sequence[Prepared]) -> list[dict[str, Any]]:
         results = []
