@@ -103,3 +103,13 @@ def test_train_per_dataset_overrides_that_dataset_only(project):
     spec.train_per_dataset = {"singel": {"epochs": 1}}
     with pytest.raises(ValueError, match="singel"):
         train_config(project, spec, "single")
+
+
+def test_the_numbers_dvc_metrics_shows_are_the_records(project):
+    run_model(project, model_specs(project)["attention_fusion"])
+    record = read_json(project.path("metrics/attention_fusion_single.json"))
+    scores = read_json(project.path("metrics/scores/attention_fusion_single.json"))
+    assert all(isinstance(v, (int, float)) for v in scores.values())  # numbers only: one short row each
+    assert scores["wf1"] == round(record["weighted_f1"]["mean"], 2)
+    assert scores["acc_std"] == round(record["accuracy"]["std"], 2)
+    assert scores["cv_wf1"] == round(record["cv"]["weighted_f1"]["mean"], 2)

@@ -30,3 +30,27 @@ def test_the_project_kernel_imports_mmsent_and_runs_a_notebook(tmp_path):
     papermill.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False, cwd=str(REPO))
     text = nbformat.read(out, as_version=4).cells[0].outputs[0]["text"]
     assert str(REPO / "src" / "mmsent") in text  # the project's own package, not a copy
+
+
+def test_a_notebook_that_fails_leaves_the_last_executed_copy_and_logs_no_kernel_warning(tmp_path, capfd):
+    from mmsent.notebooks import execute
+
+    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('first run')")])
+    src, out = tmp_path / "nb.ipynb", tmp_path / "out" / "nb.ipynb"
+    nbformat.write(good, src)
+    execute(src, out)
+    assert "first run" in nbformat.read(out, as_version=4).cells[0].outputs[0]["text"]
+    assert "without encryption" not in capfd.readouterr().err  # the kernel talks over IPC, not TCP
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('boom')")]), src)
+    with pytest.raises(Exception, match="boom"):
+        execute(src, out)
+    assert "first run" in nbformat.read(out, as_version=4).cells[0].outputs[0]["text"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["nb.ipynb"]  # no half-written temp file left
+
+
+def test_progress_bars_show_on_a_terminal_only(capsys):
+    from mmsent.progress import bar, on_terminal
+
+    assert list(bar(range(3), True)) == [0, 1, 2]
+    assert bar(range(3), True).disable  # pytest's stderr is not a terminal: no bar in the log
+    assert bar(range(3), False).disable and not on_terminal(True) and not on_terminal(False)

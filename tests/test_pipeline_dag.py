@@ -32,8 +32,9 @@ def test_each_training_stage_declares_its_models_outputs(dag, specs):
         stage = dag[STAGE_OF_GROUP[spec.group]]
         outs, metrics = paths(stage.get("outs")), paths(stage.get("metrics"))
         assert f"data/predictions/{name}" in outs, (name, stage["cmd"])
-        for dataset in spec.datasets:
-            assert f"metrics/{name}_{dataset}.json" in metrics, (name, dataset)
+        for dataset in spec.datasets:  # the full record beside the numbers `dvc metrics show` prints
+            assert f"metrics/{name}_{dataset}.json" in outs, (name, dataset)
+            assert f"metrics/scores/{name}_{dataset}.json" in metrics, (name, dataset)
 
 
 def test_stages_that_read_every_model_depend_on_every_model(dag, specs):
@@ -44,3 +45,10 @@ def test_stages_that_read_every_model_depend_on_every_model(dag, specs):
         assert f"data/predictions/{name}" in statistics, ("statistics", name)
         if spec.group in ("fusion", "ablation"):  # the ship stage chooses among these
             assert f"models/{name}" in ship and f"metrics/{name}_single.json" in ship, ("ship", name)
+
+
+def test_every_figure_comes_as_png_and_pdf(dag):
+    outs = {o for stage in dag.values() for o in paths(stage.get("outs"))}
+    figures = {o for o in outs if o.startswith("reports/figures/")}
+    assert figures and {f.rsplit(".", 1)[0] for f in figures if f.endswith(".png")} == \
+        {f.rsplit(".", 1)[0] for f in figures if f.endswith(".pdf")}

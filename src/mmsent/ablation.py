@@ -19,7 +19,7 @@ import pandas as pd
 from mmsent.config import Params
 from mmsent.data import load_prepared
 from mmsent.ensemble import decide as ensemble_decide, lines as ensemble_lines
-from mmsent.evaluate import aggregate, compute_metrics, fmt, fmt_interval
+from mmsent.evaluate import aggregate, compute_metrics, fmt, fmt_interval, save_frame
 from mmsent.experiments import METRICS_DIR, PREDICTIONS_DIR
 from mmsent.io import read_json, write_text
 from mmsent.labels import LABEL2ID
@@ -153,6 +153,8 @@ def build(params: Params, dataset: str = "single") -> Path:
         "seed's share of any work done once per row, such as distillation teachers (the fold models cost about "
         "as much again per fold; features are cached once and not counted; see benchmarks.md).", "",
         table.drop(columns=["_cv"]).to_markdown(index=False), "",
+        f"Fold by fold: `reports/figures/{figure_name(params)}.png` (each line one fold model of each row; the "
+        "keep/drop rule reads these paired differences).", "",
         f"**The configuration kept (shipped): `{best.model}`** — {best['test accuracy']} accuracy, "
         f"{best['test weighted F1']} weighted F1 on test. CLMLF reports 75.33 / 73.46.", "",
         *fold_ensemble_lines(decided),
@@ -173,8 +175,22 @@ def build(params: Params, dataset: str = "single") -> Path:
         if dd else (f"`{best.model}`: no test pairs are left once duplicates of train are removed." if predicted
                     else f"`{best.model}`: its per-seed predictions are not in this checkout (`dvc pull` them)."), "",
     ]
+    cv_rows = [r for r in decided if "cv" in r["metrics"]]
+    if cv_rows:
+        from mmsent.plots import cv_by_fold, save_figure
+
+        save_figure(cv_by_fold(cv_rows), params, figure_name(params))
+        folds = pd.DataFrame([{"model": r["model"], "fold": j, "weighted_f1": round(v, 4), "kept": r["kept"]}
+                              for r in cv_rows for j, v in enumerate(r["metrics"]["cv"]["per_fold"]["weighted_f1"])])
+        save_frame(folds, params.path("reports/tables") / f"{figure_name(params)}.csv")  # for `dvc plots show`
     report = (params.extra.get("ablation") or {}).get("report", "reports/ablation.md")
     return write_text(params.path(report), "\n".join(lines))
+
+
+def figure_name(params: Params) -> str:
+    """``ablation_cv_folds`` (another report, e.g. the full profile's, names its own: ``<report>_cv_folds``)."""
+    report = Path((params.extra.get("ablation") or {}).get("report", "reports/ablation.md")).stem
+    return f"{report}_cv_folds"
 
 
 TARGET = {"accuracy": 75.5, "weighted_f1": 74.0}  # beats CLMLF (75.33 / 73.46) on both

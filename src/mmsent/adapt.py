@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from mmsent.config import Params
 from mmsent.device import pick_device, seed_everything
 from mmsent.encoders import local_model_path, mean_pool
 from mmsent.io import replace_dir, write_json
 from mmsent.labels import LABEL2ID
+from mmsent.progress import bar
 
 SUMMARY = "mmsent_adapt.json"  # written inside the saved folder: what it was trained on
 
@@ -83,7 +83,7 @@ def fine_tune(model, texts: list[str], labels: np.ndarray, cfg: AdaptConfig,
     transformer.train()
     for _ in range(cfg.epochs):
         order, total = torch.randperm(len(y), generator=generator), 0.0
-        for start in tqdm(range(0, len(y), cfg.batch_size), disable=not progress, desc="adapt"):
+        for start in bar(range(0, len(y), cfg.batch_size), progress, desc="adapt"):
             rows = order[start:start + cfg.batch_size]
             batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
                               max_length=cfg.max_length, return_tensors="pt").to(device)

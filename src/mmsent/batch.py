@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from mmsent.evaluate import save_frame
+from mmsent.progress import bar
 
 
 def read_pairs(csv_in: Path, image_root: Path | None = None) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -43,7 +43,7 @@ def chunks(pairs: list, size: int) -> list[list]:
 
 def score_local(pipe, pairs: list[dict[str, Any]], batch_size: int = 32, progress: bool = True) -> list[dict]:
     results: list[dict] = []
-    for chunk in tqdm(chunks(pairs, batch_size), disable=not progress, desc="scoring"):
+    for chunk in bar(chunks(pairs, batch_size), progress, desc="scoring"):
         results += pipe.predict_batch(chunk, batch_size=batch_size)
     return results
 
@@ -81,8 +81,8 @@ def score_ray(model_path: str | Path | None, pairs: list[dict[str, Any]], worker
                           for _ in range(workers)])
         results: list[dict] = []
         parts = chunks(pairs, batch_size)
-        for scored in tqdm(pool.map(lambda actor, chunk: actor.score.remote(chunk), parts),
-                           total=len(parts), disable=not progress, desc=f"scoring on {workers} Ray workers"):
+        for scored in bar(pool.map(lambda actor, chunk: actor.score.remote(chunk), parts), progress,
+                          total=len(parts), desc=f"scoring on {workers} Ray workers"):
             results += scored  # ActorPool.map keeps the input order
         return results
     finally:

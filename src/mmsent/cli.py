@@ -142,8 +142,9 @@ def notebook(path: Path = typer.Argument(..., help="a notebook under notebooks/"
              out_dir: Path = typer.Option(Path("reports/notebooks"), help="where the executed copy goes"),
              parameter: list[str] = typer.Option([], "-p", help="NAME=VALUE (YAML value), repeatable")) -> None:
     """Execute a driver notebook with papermill (what the DVC stages run)."""
-    import papermill
     import yaml
+
+    from mmsent.notebooks import execute
 
     values = {}
     for item in parameter:
@@ -151,10 +152,7 @@ def notebook(path: Path = typer.Argument(..., help="a notebook under notebooks/"
         if not sep:
             raise typer.BadParameter(f"-p expects NAME=VALUE, got {item!r}")
         values[name] = yaml.safe_load(value)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=values,
-                               progress_bar=False, kernel_name="python3")
-    typer.echo(str(out_dir / path.name))
+    typer.echo(str(execute(path, out_dir / path.name, values)))
 
 
 ModelOpt = typer.Option(None, "--model", help="checkpoint to use (default: the shipped model)")

@@ -43,10 +43,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from mmsent.device import pick_device
 from mmsent.images import ImageInput, ImageLoadError, open_image, square_crop
+from mmsent.progress import bar, on_terminal
 
 
 class Encoder(ABC):
@@ -118,7 +118,7 @@ class TransformersTextEncoder(Encoder):
     @torch.inference_mode()
     def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         out = []
-        for start in tqdm(range(0, len(items), batch_size), disable=not progress, desc=self.name):
+        for start in bar(range(0, len(items), batch_size), progress, desc=self.name):
             batch = self.tokenizer(list(items[start:start + batch_size]), padding=True,
                                    truncation=True, max_length=self.max_length, return_tensors="pt")
             batch = {k: v.to(self.device) for k, v in batch.items()}
@@ -158,7 +158,7 @@ class SentenceTransformerEncoder(Encoder):
     def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if self.onnx is not None:
             return self.onnx.encode(items, batch_size)
-        return self.model.encode(list(items), batch_size=batch_size, show_progress_bar=progress,
+        return self.model.encode(list(items), batch_size=batch_size, show_progress_bar=on_terminal(progress),
                                  convert_to_numpy=True).astype(np.float32)
 
 
@@ -172,7 +172,7 @@ class TokenEncoder(SentenceTransformerEncoder):
 
     def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(items), *self.shape), np.float32)
-        tokens = self.model.encode(list(items), batch_size=batch_size, show_progress_bar=progress,
+        tokens = self.model.encode(list(items), batch_size=batch_size, show_progress_bar=on_terminal(progress),
                                    output_value="token_embeddings")
         for i, t in enumerate(tokens):
             t = t[: self.positions].float().cpu().numpy()
@@ -199,7 +199,7 @@ class VaderEncoder(Encoder):
 
     def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         rows = [[self.analyzer.polarity_scores(t)[k] for k in self.KEYS]
-                for t in tqdm(items, disable=not progress, desc=self.name)]
+                for t in bar(items, progress, desc=self.name)]
         return np.asarray(rows, np.float32).reshape(len(items), self.dim)
 
 
@@ -249,7 +249,7 @@ class ImageEncoder(Encoder):
                progress: bool = False) -> np.ndarray:
         feats = np.zeros((len(items), *self.shape), np.float32)
         ok = np.zeros(len(items), bool)
-        for start in tqdm(range(0, len(items), batch_size), disable=not progress, desc=self.name):
+        for start in bar(range(0, len(items), batch_size), progress, desc=self.name):
             tensors, rows = [], []
             for i in range(start, min(start + batch_size, len(items))):
                 try:

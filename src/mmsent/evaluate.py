@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from mmsent.io import atomic_path
+from mmsent.io import atomic_path, write_json
 from mmsent.labels import ID2LABEL, LABELS
 
 HEADLINE = ("accuracy", "weighted_f1", "macro_f1")
+SCORES_DIR = Path("metrics/scores")  # numbers only, for `dvc metrics show`; the full record sits beside
+SHORT = {"accuracy": "acc", "weighted_f1": "wf1", "macro_f1": "mf1"}
 
 
 def compute_metrics(labels: Sequence[int], predicted: Sequence[int]) -> dict[str, Any]:
@@ -113,3 +115,18 @@ def bootstrap_interval(gold: np.ndarray, pred: np.ndarray, reps: int = 1000, see
     scores = bootstrap_scores(np.asarray(gold), np.atleast_2d(pred), reps, seed).mean(1)[:, 1:]
     return {key: [float(v) for v in np.percentile(row, [2.5, 97.5])]
             for key, row in zip(("accuracy", "weighted_f1"), scores)}
+
+
+def scores(summary: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a metrics record that `dvc metrics show` prints: test accuracy, weighted and
+    macro F1 as mean and std over seeds (%), and the cross-validated weighted F1 where there is one."""
+    out = {}
+    for key, short in SHORT.items():
+        out[short], out[f"{short}_std"] = round(summary[key]["mean"], 2), round(summary[key]["std"], 2)
+    if "cv" in summary:
+        out["cv_wf1"] = round(summary["cv"]["weighted_f1"]["mean"], 2)
+    return out
+
+
+def write_scores(folder: str | Path, name: str, summary: dict[str, Any]) -> Path:
+    return write_json(Path(folder) / f"{name}.json", scores(summary))

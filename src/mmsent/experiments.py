@@ -32,7 +32,8 @@ import torch
 from mmsent.config import Params
 from mmsent.data import PARTS, load_prepared
 from mmsent.device import pick_device, seed_everything
-from mmsent.evaluate import aggregate, bootstrap_interval, compute_metrics, predictions_frame, save_frame
+from mmsent.evaluate import (SCORES_DIR, aggregate, bootstrap_interval, compute_metrics, predictions_frame,
+                             save_frame, write_scores)
 from mmsent.features import cache_name, load_features
 from mmsent.images import open_image, square_crop
 from mmsent.io import atomic_path, read_json, write_json
@@ -459,6 +460,7 @@ def summarize(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd
                                     ("accuracy", "weighted_f1", "macro_f1")}
         histories = [{"fold": j, "seed": j, **h} for j, f in enumerate(folds) for h in f["history"]]
     write_json(params.path(METRICS_DIR) / f"{spec.name}_{dataset}.json", summary)
+    write_scores(params.path(SCORES_DIR), f"{spec.name}_{dataset}", summary)
     if histories:
         save_frame(pd.DataFrame(histories), params.path(METRICS_DIR) / "history" / f"{spec.name}_{dataset}.csv")
     return summary

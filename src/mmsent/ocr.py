@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from mmsent.config import Params, build_section
 from mmsent.images import ImageInput, ImageLoadError, open_image
 from mmsent.io import atomic_path, read_json, write_json
 from mmsent.parallel import run_jobs, share_bounds
 from mmsent.prepare import clean_pairs
+from mmsent.progress import bar
 
 OCR_DIR = "data/ocr"
 
@@ -113,7 +113,7 @@ def read_chunk(config: OcrConfig, root: Path, ids: list[str], images: list[str],
                progress: bool = False) -> list[dict[str, Any]]:
     """OCR rows for one share of the images (unreadable images: no text, ``unreadable`` set)."""
     reader, rows = OcrReader(config), []
-    for pid, rel in tqdm(zip(ids, images), total=len(ids), disable=not progress, desc="ocr"):
+    for pid, rel in bar(zip(ids, images), progress, total=len(ids), desc="ocr"):
         try:
             boxes, unreadable = reader.read_boxes(root / rel), False
         except ImageLoadError:

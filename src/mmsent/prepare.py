@@ -15,12 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from mmsent.config import Params
 from mmsent.data import PARTS, count_label_rows, class_counts, pairs_to_frame, read_dataset, split_assignment
 from mmsent.io import write_json
 from mmsent.leakage import audit, fingerprint_image, leaked_ids
+from mmsent.progress import bar
 
 PREPARED_DIR = Path("data/prepared")
 TABLES_DIR = Path("reports/tables")
@@ -34,7 +34,7 @@ def clean_pairs(params: Params, dataset: str) -> pd.DataFrame:
 
 def add_image_checks(df: pd.DataFrame, root: Path, max_pixels: int, progress: bool = True) -> pd.DataFrame:
     prints = [fingerprint_image(root / rel, max_pixels)
-              for rel in tqdm(df["image"], desc="images", disable=not progress)]
+              for rel in bar(df["image"], progress, desc="images")]
     df = df.copy()
     for field in ("status", "sha256", "phash", "width", "height", "error"):
         df[f"image_{field}" if field in ("status", "width", "height", "error") else field] = [

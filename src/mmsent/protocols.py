@@ -21,7 +21,7 @@ import pandas as pd
 
 from mmsent.config import Params
 from mmsent.data import PARTS, agreement_labels, load_prepared, split_assignment
-from mmsent.evaluate import aggregate, bootstrap_interval, compute_metrics
+from mmsent.evaluate import SCORES_DIR, aggregate, bootstrap_interval, compute_metrics, write_scores
 from mmsent.experiments import (METRICS_DIR, ModelSpec, build_inputs, job_workers, model_specs, seeds, train_once,
                                 with_augment)
 from mmsent.io import read_json, write_json
@@ -97,6 +97,7 @@ def run(params: Params) -> dict[str, Any]:
             if scheme == "agreement":  # one test part for every seed: an interval over its pairs
                 m["test_interval"] = bootstrap_interval(runs[0]["gold"], np.stack([r["predicted"] for r in runs]))
             write_json(params.path(PROTOCOL_METRICS) / f"{name}_{scheme}.json", m)
+            write_scores(params.path(SCORES_DIR) / "protocols", f"{name}_{scheme}", m)
             summary[f"{name}/{scheme}"] = {k: round(m[k]["mean"], 2) for k in ("accuracy", "weighted_f1")}
     return summary
 

@@ -45,13 +45,10 @@ def write_params(out_dir: Path, profile: str | None, overrides: list[str], sourc
 
 
 def execute_notebook(name: str, params_path: Path, out_dir: Path) -> Path:
-    import papermill
+    from mmsent.notebooks import execute
 
-    target = out_dir / "notebooks" / f"{name}.ipynb"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(target), progress_bar=False,
-                               kernel_name="python3", parameters={"params_path": str(params_path)})
-    return target
+    return execute(NOTEBOOKS / f"{name}.ipynb", out_dir / "notebooks" / f"{name}.ipynb",
+                   {"params_path": str(params_path)})
 
 
 def plan(params_path: Path, out_dir: Path) -> list[tuple[str, Callable[[], Any]]]:

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 from torch import nn
-from tqdm.auto import tqdm
 
 from mmsent import __version__
 from mmsent.device import pick_device, seed_everything
 from mmsent.io import atomic_path
 from mmsent.labels import ID2LABEL
+from mmsent.progress import bar
 
 
 @dataclass
@@ -200,7 +200,7 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainC
     if dev is None and cfg.stop_after is None:
         raise ValueError("fit needs a dev split for early stopping unless train.stop_after fixes the epoch count")
     last = cfg.stop_after or cfg.epochs
-    for epoch in tqdm(range(first, last + 1), disable=not cfg.progress, desc="epochs"):
+    for epoch in bar(range(first, last + 1), cfg.progress, desc="epochs"):
         if stale >= cfg.patience and cfg.stop_after is None:  # a resumed run that had already stopped early
             break
         start = time.perf_counter()
