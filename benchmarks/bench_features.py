@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from mmsent.bench import update_section
+from mmsent.workflow.bench import update_section
 from mmsent.config import load_params
-from mmsent.data import read_single
-from mmsent.encoders import get_encoder
+from mmsent.data.mvsa import read_single
+from mmsent.features.encoders import get_encoder
 
 
 def main() -> None:

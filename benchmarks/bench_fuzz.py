@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmsent.bench import update_section
+from mmsent.workflow.bench import update_section
 from mmsent.config import load_params
 
 

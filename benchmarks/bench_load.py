@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mmsent.bench import update_section
+from mmsent.workflow.bench import update_section
 from mmsent.config import load_params
-from mmsent.data import read_single
+from mmsent.data.mvsa import read_single
 
 
 def free_port() -> int:

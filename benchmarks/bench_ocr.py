@@ -11,10 +11,10 @@ import time
 
 import pandas as pd
 
-from mmsent.bench import update_section
+from mmsent.workflow.bench import update_section
 from mmsent.config import load_params
-from mmsent.data import read_single
-from mmsent.ocr import OcrConfig, OcrReader
+from mmsent.data.mvsa import read_single
+from mmsent.data.ocr import OcrConfig, OcrReader
 
 
 def main() -> None:

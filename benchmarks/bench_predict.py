@@ -12,11 +12,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from mmsent.bench import update_section
+from mmsent.workflow.bench import update_section
 from mmsent.config import load_params
-from mmsent.data import load_prepared, read_single
-from mmsent.pipeline import Pipeline
-from mmsent.prepare import PREPARED_DIR
+from mmsent.data.mvsa import load_prepared, read_single
+from mmsent.serving.pipeline import Pipeline
+from mmsent.paths import PREPARED_DIR
 
 
 def main() -> None:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mmsent.batch import read_pairs, score_local, score_ray
-from mmsent.bench import update_section
+from mmsent.serving.batch import read_pairs, score_local, score_ray
+from mmsent.workflow.bench import update_section
 from mmsent.config import load_params
-from mmsent.data import read_single
-from mmsent.pipeline import Pipeline
+from mmsent.data.mvsa import read_single
+from mmsent.serving.pipeline import Pipeline
 
 
 def main() -> None:

@@ -9,10 +9,10 @@ import sys
 
 import pandas as pd
 
-from mmsent.adapt import SUMMARY, adapt_config
-from mmsent.bench import update_section
+from mmsent.training.adapt import SUMMARY, adapt_config
+from mmsent.workflow.bench import update_section
 from mmsent.config import load_params
-from mmsent.experiments import METRICS_DIR
+from mmsent.paths import METRICS_DIR
 from mmsent.io import read_json
 
 
@@ -25,7 +25,7 @@ def main() -> None:
                      "seconds per seed": round(m["train_seconds_per_seed"], 1), "seeds": m["seeds"]})
         if "teacher_cpu_seconds" in m:
             once.append(f"`{m['model']}` also trains its distillation teachers once, before its seeds: "
-                        f"{m['teacher_cpu_seconds']:.0f} CPU seconds in all (`mmsent.distill`).")
+                        f"{m['teacher_cpu_seconds']:.0f} CPU seconds in all (`mmsent.training.distill`).")
     body = ("Wall-clock seconds to train and evaluate one seed, as measured inside the training stages "
             "(heads train on cached features; DenseNet and the BiLSTM train end to end). Each seed runs on one "
             "torch thread, as many seeds at once as there are cores (`train.workers: auto`), so a model's five "

@@ -14,7 +14,7 @@ import torch
 
 from mmsent.device import seed_everything
 from mmsent.models import build_model
-from mmsent.train import TensorData, TrainConfig, fit
+from mmsent.training.loop import TensorData, TrainConfig, fit
 
 
 def die() -> None:
@@ -46,7 +46,7 @@ def tiny_run(resume=None, kill_at_batch: int | None = None):
 
 def tune_and_die(params_path: str, model: str, kill_at_trial: int) -> None:
     """Tune with the real CLI code path, dying in the middle of trial ``kill_at_trial``."""
-    from mmsent import tune
+    from mmsent.training import tune
     from mmsent.config import load_params
 
     original = tune.run_fold

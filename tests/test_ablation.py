@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from mmsent import ablation
-from mmsent.experiments import model_specs, run_model
+from mmsent.evaluation import ablation
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model
 
 from test_experiments import project  # noqa: F401
 
@@ -47,7 +48,7 @@ def test_multitask_lever_reaches_the_trained_model(project):  # noqa: F811
         "family": "attention_fusion", "group": "ablation", "inputs": {"text": "fake_text", "image": "fake_image"},
         "options": {"d_model": 8, "hidden": [8], "aux_weight": 0.5}}
     run_model(project, model_specs(project)["fusion_aux"])
-    from mmsent.train import load_checkpoint
+    from mmsent.training.loop import load_checkpoint
 
     model, payload = load_checkpoint(project.path("models/fusion_aux/single/seed0.pt"))
     assert payload["config"]["aux_weight"] == 0.5 and hasattr(model, "aux")

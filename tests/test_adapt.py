@@ -1,4 +1,4 @@
-"""Adapting MiniLM itself on MVSA-Multiple (mmsent.adapt): the encoder really moves, it never
+"""Adapting MiniLM itself on MVSA-Multiple (mmsent.training.adapt): the encoder really moves, it never
 sees an MVSA-Single dev/test text, the saved folder loads as an encoder, and a crash keeps the
 last good folder."""
 
@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsent import adapt, prepare, pretrain
+from mmsent.training import adapt
+from mmsent.data import prepare
+from mmsent.training import pretrain
 from mmsent.config import load_params
-from mmsent.encoders import get_encoder
+from mmsent.features.encoders import get_encoder
 
 from conftest import write_params
 
@@ -23,7 +25,7 @@ def project(tmp_path, tiny_root):
 
 def with_leaked_test_text(monkeypatch, params):
     """MVSA-Multiple plus one row whose text is an MVSA-Single test text (spaced and cased otherwise)."""
-    from mmsent.experiments import load_parts
+    from mmsent.data.mvsa import load_parts
 
     test_text = load_parts(params, "single")["test"]["text"].iloc[0]
     real = prepare.clean_pairs
@@ -79,7 +81,7 @@ def test_adapt_config_refuses_what_it_cannot_load():
 
 
 def test_the_ablation_report_says_what_the_adapted_encoder_was_trained_on(project):
-    from mmsent.ablation import adapt_lines
+    from mmsent.evaluation.ablation import adapt_lines
     from mmsent.io import write_json
 
     write_json(project.path("weights/adapted") / adapt.SUMMARY, {

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsent.pipeline import Pipeline, default_model_path
+from mmsent.serving.pipeline import Pipeline, default_model_path
 
 pytestmark = pytest.mark.skipif(not default_model_path().is_file(), reason="no shipped model")
 
@@ -24,7 +24,7 @@ def image_dir(tmp_path_factory):
 def client(image_dir):
     from fastapi.testclient import TestClient
 
-    from mmsent.api import create_app
+    from mmsent.serving.api import create_app
 
     app = create_app(pipeline=Pipeline.load(device="cpu"), image_dir=image_dir, max_upload_bytes=200_000)
     with TestClient(app, raise_server_exceptions=False) as c:
@@ -102,7 +102,7 @@ def test_training_beyond_loopback_needs_a_token(monkeypatch):
     missing bearer is a 401 and the right one gets through (to the usual 404 for an unknown model)."""
     from fastapi.testclient import TestClient
 
-    from mmsent.api import TRAIN_TOKEN_ENV, create_app, is_loopback
+    from mmsent.serving.api import TRAIN_TOKEN_ENV, create_app, is_loopback
 
     monkeypatch.delenv(TRAIN_TOKEN_ENV, raising=False)
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.9")
@@ -141,7 +141,7 @@ def test_a_training_job_does_not_stall_prediction(client, monkeypatch):
 
     import torch
 
-    import mmsent.experiments
+    import mmsent.training.runs
 
     release = threading.Event()
 
@@ -151,7 +151,7 @@ def test_a_training_job_does_not_stall_prediction(client, monkeypatch):
             x = torch.tanh(x @ x)  # real CPU work, like an epoch
         raise RuntimeError("stopped by the test")
 
-    monkeypatch.setattr(mmsent.experiments, "run_model", busy_training)
+    monkeypatch.setattr(mmsent.training.runs, "run_model", busy_training)
     job = client.post("/train", json={"model": "attention_fusion"}).json()["job_id"]
     while client.get(f"/jobs/{job}").json()["status"] == "queued":
         time.sleep(0.05)

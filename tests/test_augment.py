@@ -6,9 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from mmsent import experiments, features, prepare
-from mmsent.experiments import load_parts, model_specs, run_model
-from mmsent.features import feature_path
+from mmsent.training import fitting
+from mmsent.features import cache as features
+from mmsent.data import prepare
+from mmsent.data.mvsa import load_parts
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model
+from mmsent.features.cache import feature_path
 from mmsent.io import save_arrays
 
 from test_experiments import project  # noqa: F401
@@ -56,13 +60,13 @@ def test_every_training_set_has_the_augmented_rows_and_no_held_out_or_test_one(a
     parts = load_parts(augmented, "single")
     test_ids = set(parts["test"]["id"].astype(str))
     seen = []
-    original = experiments.fit
+    original = fitting.fit
 
     def spy(model, train, dev, cfg, **kw):
         seen.append((list(train.ids), train.inputs["text"].numpy().copy(), list(dev.ids) if dev is not None else None))
         return original(model, train, dev, cfg, **kw)
 
-    monkeypatch.setattr(experiments, "fit", spy)
+    monkeypatch.setattr(fitting, "fit", spy)
     run_model(augmented, model_specs(augmented)["augmented"])
     pool = len(parts["train"]) + len(parts["dev"])
     folds, finals = seen[:2], seen[2:]
@@ -74,7 +78,7 @@ def test_every_training_set_has_the_augmented_rows_and_no_held_out_or_test_one(a
 
 
 def test_the_lever_changes_the_model(augmented):
-    from mmsent.train import load_checkpoint
+    from mmsent.training.loop import load_checkpoint
 
     for name in ("augmented", "attention_fusion"):
         run_model(augmented, model_specs(augmented)[name])

@@ -8,7 +8,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mmsent.cli import app
-from mmsent.pipeline import default_model_path
+from mmsent.serving.pipeline import default_model_path
 
 runner = CliRunner()
 needs_model = pytest.mark.skipif(not default_model_path().is_file(), reason="no shipped model")

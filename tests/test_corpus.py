@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mmsent.images import (CorruptImageError, ImageLoadError, ImageTooLargeError, NotAnImageError,
-                           open_image)
-from mmsent.pipeline import InputError, Pipeline, default_model_path
-from mmsent.text import decode_bytes, normalize_tweet
+from mmsent.data.images import CorruptImageError, ImageLoadError, ImageTooLargeError, NotAnImageError, open_image
+from mmsent.serving.prepared import InputError
+from mmsent.serving.pipeline import Pipeline, default_model_path
+from mmsent.data.text import decode_bytes, normalize_tweet
 
 CORPUS = Path(__file__).parent / "corpus"
 BAD_IMAGES = {
@@ -65,7 +65,7 @@ def test_cli_batch_lists_every_bad_row_and_scores_the_rest(tmp_path):
 def test_rest_api(pipe):
     from fastapi.testclient import TestClient
 
-    from mmsent.api import create_app
+    from mmsent.serving.api import create_app
 
     client = TestClient(create_app(pipeline=pipe), raise_server_exceptions=False)
     for name in BAD_IMAGES:

@@ -59,7 +59,7 @@ def test_attention_fusion_refuses_sequence_inputs_with_a_pointer():
 
 
 def test_token_and_region_encoders_give_one_vector_per_position():
-    from mmsent.encoders import get_encoder
+    from mmsent.features.encoders import get_encoder
 
     tokens = get_encoder("minilm_tokens", device="cpu")
     X = tokens.encode(["so happy", "a far longer tweet about the game tonight with friends"])
@@ -75,10 +75,13 @@ def test_token_and_region_encoders_give_one_vector_per_position():
 
 
 def test_the_protocol_feeds_token_and_region_caches(tmp_path, tiny_root):
-    from mmsent import prepare
+    from mmsent.data import prepare
     from mmsent.config import load_params
-    from mmsent.experiments import build_inputs, load_parts, model_specs, train_once
-    from mmsent.features import feature_path
+    from mmsent.training.inputs import build_inputs
+    from mmsent.data.mvsa import load_parts
+    from mmsent.training.specs import model_specs
+    from mmsent.training.fitting import train_once
+    from mmsent.features.cache import feature_path
     from mmsent.io import save_arrays
 
     from conftest import write_params
@@ -104,8 +107,8 @@ def test_the_protocol_feeds_token_and_region_caches(tmp_path, tiny_root):
 
 
 def test_a_crossmodal_checkpoint_predicts_through_the_pipeline(tmp_path):
-    from mmsent.pipeline import Pipeline
-    from mmsent.train import save_checkpoint
+    from mmsent.serving.pipeline import Pipeline
+    from mmsent.training.loop import save_checkpoint
 
     torch.manual_seed(0)
     model = build_model("crossmodal_fusion", make_config("crossmodal_fusion", {
@@ -122,7 +125,8 @@ def test_a_crossmodal_checkpoint_predicts_through_the_pipeline(tmp_path):
 
 
 def test_the_features_stage_caches_token_vectors_as_float16_sequences(tiny_params):
-    from mmsent import features, prepare
+    from mmsent.features import cache as features
+    from mmsent.data import prepare
 
     prepare.run(tiny_params, progress=False)
     cfg = tiny_params.features

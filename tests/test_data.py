@@ -1,9 +1,8 @@
 import pandas as pd
 import pytest
 
-from mmsent import prepare
-from mmsent.data import (DataRootError, cheema_split, clmlf_split, load_prepared, majority,
-                         read_multiple, read_single)
+from mmsent.data import prepare
+from mmsent.data.mvsa import DataRootError, cheema_split, clmlf_split, load_prepared, majority, read_multiple, read_single
 
 
 def test_single_reader_decodes_and_cleans(tiny_root):

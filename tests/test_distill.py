@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmsent import distill
-from mmsent.distill import DistillConfig, fold_ids
+from mmsent.training import distill
+from mmsent.training.specs import DistillConfig
+from mmsent.training.distill import fold_ids
 from mmsent.models import build_model, make_config
-from mmsent.train import SOFT_LABEL, TensorData, TrainConfig, fit, predict_proba
+from mmsent.training.loop import SOFT_LABEL, TensorData, TrainConfig, fit, predict_proba
 
 from test_experiments import project  # noqa: F401  (fixture: tiny project with fake features)
 
@@ -64,7 +65,10 @@ def test_soft_targets_reach_the_loss_and_a_missing_one_is_an_error():
 
 
 def test_teachers_never_see_the_pairs_they_label_nor_the_test_split(project, monkeypatch):  # noqa: F811
-    from mmsent.experiments import build_inputs, load_parts, model_specs, train_config, train_once
+    from mmsent.training.inputs import build_inputs
+    from mmsent.data.mvsa import load_parts
+    from mmsent.training.specs import model_specs, train_config
+    from mmsent.training.fitting import train_once
 
     monkeypatch.setenv("MMSENT_WORKERS", "1")  # teachers run in this process, where the spy is
     seen = []

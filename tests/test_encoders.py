@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mmsent.encoders import encoder_dirname, get_encoder
+from mmsent.features.base import encoder_dirname
+from mmsent.features.encoders import get_encoder
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def test_hf_encoder_loads_a_local_model_and_mean_pools(tiny_bert):
 
 
 def test_hf_encoder_pools_inner_layers_before_the_usual_vector(tiny_bert):
-    from mmsent.encoders import TransformersTextEncoder
+    from mmsent.features.text_encoders import TransformersTextEncoder
 
     usual = get_encoder(f"hf:{tiny_bert}", device="cpu").encode(["what a good day", "bad"])
     enc = TransformersTextEncoder(str(tiny_bert), device="cpu", layers=(1,), name="tiny_layers")

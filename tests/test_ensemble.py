@@ -5,10 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmsent import ensemble, ship
-from mmsent.experiments import cv_inputs, load_parts, model_specs, run_model
+from mmsent.evaluation import ensemble
+from mmsent.serving import ship
+from mmsent.training.inputs import cv_inputs
+from mmsent.data.mvsa import load_parts
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model
 from mmsent.io import read_json
-from mmsent.train import load_checkpoint, predict_proba
+from mmsent.training.loop import load_checkpoint, predict_proba
 
 from test_experiments import project  # noqa: F401
 

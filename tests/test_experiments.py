@@ -3,12 +3,17 @@
 import numpy as np
 import pytest
 
-from mmsent import prepare, protocol, results
+from mmsent.data import prepare
+from mmsent.training import protocol
+from mmsent.evaluation import results
 from mmsent.config import load_params
-from mmsent.experiments import feature_data, load_parts, model_specs, run_model
-from mmsent.features import feature_path
+from mmsent.training.inputs import feature_data
+from mmsent.data.mvsa import load_parts
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model
+from mmsent.features.cache import feature_path
 from mmsent.io import read_json, save_arrays
-from mmsent.train import load_checkpoint
+from mmsent.training.loop import load_checkpoint
 
 from conftest import write_params
 
@@ -91,7 +96,7 @@ def test_results_report_lists_models_and_anchors(project):
 
 
 def test_train_per_dataset_overrides_that_dataset_only(project):
-    from mmsent.experiments import train_config
+    from mmsent.training.specs import train_config
 
     spec = model_specs(project)["text_head"]
     spec.train_per_dataset = {"single": {"epochs": 1}}

@@ -21,8 +21,10 @@ import optuna
 import pytest
 import torch
 
-from mmsent import experiments, tune
-from mmsent.experiments import model_specs, run_model
+from mmsent.training import fitting
+from mmsent.training import tune
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model
 from mmsent.io import CacheCorruptError, load_arrays
 
 from fault_workers import tiny_run
@@ -78,7 +80,7 @@ def test_a_crash_during_training_leaves_the_last_good_checkpoint(project, monkey
     def crash(*args, **kwargs):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(experiments, "predict_proba", crash)  # dies after training, before saving
+    monkeypatch.setattr(fitting, "predict_proba", crash)  # dies after training, before saving
     with pytest.raises(RuntimeError, match="power cut"):
         run_model(project, model_specs(project)["text_head"])
     assert ckpt.read_bytes() == before
@@ -165,7 +167,7 @@ def test_workers_opening_a_new_database_at_once_all_succeed(tuning_project):
     """Six processes create the storage of one fresh SQLite file at the same moment."""
     script = textwrap.dedent(f"""
         import time, sys
-        from mmsent import tune
+        from mmsent.training import tune
         from mmsent.config import load_params
         params = load_params({str(tuning_project)!r})
         time.sleep(max(0.0, float(sys.argv[1]) - time.time()))  # all start together

@@ -4,9 +4,10 @@ PDF, byte-identical when drawn again (no timestamps), and the statistics they sh
 import numpy as np
 import pytest
 
-from mmsent import plots
-from mmsent.ablation import decide
-from mmsent.experiments import model_specs, run_model
+from mmsent.evaluation import plots
+from mmsent.evaluation.ablation import decide
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model
 from mmsent.io import read_json
 
 from test_experiments import project  # noqa: F401

@@ -3,7 +3,7 @@
 import torch
 
 from mmsent.models import build_model, make_config
-from mmsent.train import TensorData, TrainConfig, fit
+from mmsent.training.loop import TensorData, TrainConfig, fit
 
 from test_encoders import tiny_bert  # noqa: F401
 
@@ -44,10 +44,13 @@ def test_encoder_weights_change_and_layer_rates_decay(tiny_bert):  # noqa: F811
 def test_the_protocol_tokenises_the_tweet_and_feeds_every_other_input_from_its_cache(tmp_path, tiny_root, tiny_bert):  # noqa: F811
     import numpy as np
 
-    from mmsent import prepare
+    from mmsent.data import prepare
     from mmsent.config import load_params
-    from mmsent.experiments import build_inputs, load_parts, model_specs, train_once
-    from mmsent.features import feature_path
+    from mmsent.training.inputs import build_inputs
+    from mmsent.data.mvsa import load_parts
+    from mmsent.training.specs import model_specs
+    from mmsent.training.fitting import train_once
+    from mmsent.features.cache import feature_path
     from mmsent.io import save_arrays
 
     from conftest import write_params

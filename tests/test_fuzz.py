@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from PIL import Image
 
-from mmsent.pipeline import default_model_path
+from mmsent.serving.pipeline import default_model_path
 
 schemathesis = pytest.importorskip("schemathesis")
 pytestmark = pytest.mark.skipif(not default_model_path().is_file(), reason="no shipped model")
@@ -29,8 +29,8 @@ CASES: Counter = Counter()  # requests sent per operation, for the benchmark's r
 
 
 def make_app(image_dir):
-    from mmsent.api import create_app
-    from mmsent.pipeline import Pipeline
+    from mmsent.serving.api import create_app
+    from mmsent.serving.pipeline import Pipeline
 
     return create_app(pipeline=Pipeline.load(device="cpu"), image_dir=image_dir, max_upload_bytes=200_000)
 
@@ -44,12 +44,12 @@ def image_folder():
 @pytest.fixture(autouse=True)
 def no_real_training(monkeypatch):
     """A fuzzed /train that is valid starts a job; it must not train on the real data here."""
-    import mmsent.experiments
+    import mmsent.training.runs
 
     def refuse(*args, **kwargs):
         raise RuntimeError("training is disabled while fuzzing")
 
-    monkeypatch.setattr(mmsent.experiments, "run_model", refuse)
+    monkeypatch.setattr(mmsent.training.runs, "run_model", refuse)
 
 
 # built at import: schemathesis's fixture-based loader does not support this pytest (9.x)

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsent.images import (CorruptImageError, ImageLoadError, ImageTooLargeError, MissingImageError,
-                           NotAnImageError, open_image)
+from mmsent.data.images import CorruptImageError, ImageLoadError, ImageTooLargeError, MissingImageError, NotAnImageError, open_image
 
 
 def _bytes(img: Image.Image, fmt: str, **kw) -> bytes:

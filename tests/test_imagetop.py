@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmsent.models import build_model, make_config
-from mmsent.train import TensorData, TrainConfig, fit
+from mmsent.training.loop import TensorData, TrainConfig, fit
 
 
 def picture(size=64, seed=0):
@@ -26,7 +26,7 @@ def tiny_model(**options):
 
 
 def test_the_pretrained_top_on_cached_block_outputs_gives_the_frozen_image_features():
-    from mmsent.encoders import get_encoder
+    from mmsent.features.encoders import get_encoder
 
     imgs = [picture(seed=0), picture(seed=1)]
     block_out = get_encoder("efficientnet_lite0_map", device="cpu", image_size=64)
@@ -63,8 +63,8 @@ def test_the_head_convolution_trains_at_its_own_rate(freeze):
 
 
 def test_an_imagetop_checkpoint_predicts_through_the_pipeline(tmp_path):
-    from mmsent.pipeline import Pipeline
-    from mmsent.train import save_checkpoint
+    from mmsent.serving.pipeline import Pipeline
+    from mmsent.training.loop import save_checkpoint
 
     torch.manual_seed(0)
     model = build_model("imagetop_fusion", make_config("imagetop_fusion", {"text_dim": 384, "d_model": 16,

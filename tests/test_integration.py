@@ -6,9 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmsent import data_report, features, ocr, prepare
+from mmsent.data import report as data_report
+from mmsent.features import cache as features
+from mmsent.data import ocr
+from mmsent.data import prepare
 from mmsent.config import load_params
-from mmsent.data import clmlf_labels, read_multiple, read_single
+from mmsent.data.mvsa import clmlf_labels, read_multiple, read_single
 
 from conftest import write_params
 

@@ -33,7 +33,7 @@ def test_the_project_kernel_imports_mmsent_and_runs_a_notebook(tmp_path):
 
 
 def test_a_notebook_that_fails_leaves_the_last_executed_copy_and_logs_no_kernel_warning(tmp_path, capfd):
-    from mmsent.notebooks import execute
+    from mmsent.workflow.notebooks import execute
 
     good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('first run')")])
     src, out = tmp_path / "nb.ipynb", tmp_path / "out" / "nb.ipynb"

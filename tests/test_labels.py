@@ -1,6 +1,6 @@
 import pytest
 
-from mmsent.labels import CHEEMA_ID2LABEL, CLMLF_ID2LABEL, ID2LABEL, LABEL2ID, merge_labels
+from mmsent.data.labels import CHEEMA_ID2LABEL, CLMLF_ID2LABEL, ID2LABEL, LABEL2ID, merge_labels
 
 
 @pytest.mark.parametrize("text,image,expected", [

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from mmsent.leakage import audit, exact_groups, leaked_ids, phash_groups
+from mmsent.data.leakage import audit, exact_groups, leaked_ids, phash_groups
 
 
 def test_exact_groups_ignore_empty_keys():

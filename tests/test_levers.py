@@ -12,11 +12,17 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from mmsent import ablation, features, ocr, prepare
+from mmsent.evaluation import ablation
+from mmsent.features import cache as features
+from mmsent.data import ocr
+from mmsent.data import prepare
 from mmsent.config import load_params
-from mmsent.encoders import VaderEncoder
-from mmsent.experiments import build_inputs, load_parts, model_specs, run_model
-from mmsent.features import feature_path
+from mmsent.features.text_encoders import VaderEncoder
+from mmsent.training.inputs import build_inputs
+from mmsent.data.mvsa import load_parts
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model
+from mmsent.features.cache import feature_path
 from mmsent.io import save_arrays
 from mmsent.models import build_model
 from mmsent.models.fusion import AttentionFusionConfig
@@ -178,7 +184,7 @@ def test_extra_inputs_reach_training_and_the_checkpoint(project):  # noqa: F811
     masks = np.concatenate([data[p].inputs["ocr_mask"].numpy() for p in ("train", "dev", "test")])
     assert masks.tolist() == ok.astype(np.float32).tolist()
     run_model(project, spec)
-    from mmsent.train import load_checkpoint
+    from mmsent.training.loop import load_checkpoint
 
     model, payload = load_checkpoint(project.path("models/fusion_extra/single/seed0.pt"))
     assert model.modalities == ("text", "image", "lexicon", "ocr")
@@ -196,8 +202,8 @@ def test_a_family_without_extra_inputs_says_so(project):  # noqa: F811
 
 
 def test_the_pipeline_reads_text_inside_the_image_for_a_model_trained_with_it(tmp_path, monkeypatch):
-    from mmsent import pipeline as pl
-    from mmsent.train import save_checkpoint
+    from mmsent.serving import pipeline as pl
+    from mmsent.training.loop import save_checkpoint
 
     class MeanColour:  # a stand-in image backbone: 3-d mean colour
         dim = 3
@@ -235,7 +241,7 @@ def test_the_pipeline_reads_text_inside_the_image_for_a_model_trained_with_it(tm
 def test_family_ensemble_averages_every_seed_of_every_member(project):  # noqa: F811
     for name in ("attention_fusion", "text_head"):
         run_model(project, model_specs(project)[name])
-    from mmsent.stats import load_predictions
+    from mmsent.evaluation.stats import load_predictions
 
     frames = [f for m in ("attention_fusion", "text_head") for f in load_predictions(project, m, "single").values()]
     cols = [c for c in frames[0].columns if c.startswith("p_")]
@@ -261,7 +267,7 @@ def test_text_variants_are_encoded_only_by_the_variant_encoders(tiny_params):
     cfg = tiny_params.features
     cfg.text_encoders, cfg.image_encoders, cfg.ocr_encoders = ["vader", "vader_copy"], [], []
     cfg.variant_encoders = ["vader"]
-    import mmsent.encoders as encoders
+    import mmsent.features.encoders as encoders
 
     encoders._BUILTIN["vader_copy"] = encoders._BUILTIN["vader"]  # a second cheap text encoder
     try:
@@ -316,8 +322,10 @@ def test_features_for_one_added_encoder_leave_the_other_caches_alone(tiny_params
 def test_text_variant_rows_read_the_tweet_normalised_their_way(tiny_params):
     """The tweet-aware-text rows: a variant cache really holds other text, a model with
     ``text_variant`` trains on it, and its checkpoint makes the Pipeline normalise the same way."""
-    from mmsent.experiments import feature_data, load_parts, model_specs
-    from mmsent.text import normalize_tweet
+    from mmsent.training.inputs import feature_data
+    from mmsent.data.mvsa import load_parts
+    from mmsent.training.specs import model_specs
+    from mmsent.data.text import normalize_tweet
 
     prepare.run(tiny_params, progress=False)
     features.run(tiny_params, progress=False, only=["vader"], datasets=("single",))

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmsent.evaluate import aggregate, compute_metrics
+from mmsent.evaluation.metrics import aggregate, compute_metrics
 from mmsent.models import build_model, make_config
 from mmsent.models.baselines import MajorityClass, TfidfLogReg, VaderRule
 from mmsent.models.lstm import build_vocab, encode_tokens
-from mmsent.train import TensorData, TrainConfig, fit, load_checkpoint, predict_proba, save_checkpoint
+from mmsent.training.loop import TensorData, TrainConfig, fit, load_checkpoint, predict_proba, save_checkpoint
 
 B = 12
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mmsent import onnx_backend
-from mmsent.encoders import get_encoder
+from mmsent.features import onnx as onnx_backend
+from mmsent.features.encoders import get_encoder
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +74,7 @@ def test_sentence_encoder_matches_torch_whatever_the_batch_order():
 
 def test_the_pipeline_runs_the_backend_its_training_features_came_from(tmp_path):
     from mmsent.config import backend_for
-    from mmsent.pipeline import Pipeline, default_model_path
+    from mmsent.serving.pipeline import Pipeline, default_model_path
 
     if not default_model_path().is_file():
         pytest.skip("no shipped model")

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from mmsent import parallel
-from mmsent.experiments import expected_seconds, model_specs, run_model, run_models
+from mmsent.training.fitting import expected_seconds
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model, run_models
 from mmsent.io import read_json
 
 from test_experiments import project  # noqa: F401  (the tiny project with cached fake features)
@@ -77,7 +79,8 @@ def test_a_failing_job_raises_in_the_caller():
 
 
 def test_pixels_decoded_in_shares_equal_one_by_one(project, monkeypatch):  # noqa: F811
-    from mmsent.experiments import load_parts, load_pixels, pixel_data
+    from mmsent.data.mvsa import load_parts
+    from mmsent.training.inputs import load_pixels, pixel_data
 
     parts = load_parts(project, "single")
     monkeypatch.setenv("MMSENT_WORKERS", "2")

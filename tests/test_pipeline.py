@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsent.images import ImageLoadError, NotAnImageError
-from mmsent.pipeline import InputError, Pipeline, default_model_path
+from mmsent.data.images import ImageLoadError, NotAnImageError
+from mmsent.serving.prepared import InputError
+from mmsent.serving.pipeline import Pipeline, default_model_path
 
 
 pytestmark = pytest.mark.skipif(not default_model_path().is_file(), reason="no shipped model")
@@ -98,10 +99,10 @@ def test_model_card_ships_beside_the_model_and_matches_it(pipe):
 
 def test_rescoring_the_shipped_checkpoint_alone_reproduces_its_test_metrics(real_root):
     """An independent re-score: the checkpoint, the raw MVSA test pairs, nothing from the pipeline's caches."""
-    from mmsent.data import read_single
-    from mmsent.evaluate import compute_metrics
-    from mmsent.labels import LABEL2ID
-    from mmsent.data import clmlf_split
+    from mmsent.data.mvsa import read_single
+    from mmsent.evaluation.metrics import compute_metrics
+    from mmsent.data.labels import LABEL2ID
+    from mmsent.data.mvsa import clmlf_split
 
     pipe = Pipeline.load(device="cpu")
     split = clmlf_split(real_root, "single")

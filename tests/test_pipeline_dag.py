@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from mmsent.config import load_params
-from mmsent.experiments import model_specs
+from mmsent.training.specs import model_specs
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_OF_GROUP = {"text": "text_models", "image": "image_models", "fusion": "fusion_models", "ablation": "ablation"}

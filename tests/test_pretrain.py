@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mmsent.models import build_model, make_config
-from mmsent.pretrain import PretrainConfig, pretrain_text, without_eval_texts
-from mmsent.train import TensorData
+from mmsent.training.pretrain import PretrainConfig, pretrain_text, without_eval_texts
+from mmsent.training.loop import TensorData
 
 from test_experiments import project  # noqa: F401  (fixture: tiny project with fake features)
 
@@ -45,10 +45,13 @@ def test_pretraining_moves_only_the_text_branch_and_lowers_its_loss():
 def test_a_model_with_pretrain_trains_differently_through_the_protocol(project):  # noqa: F811
     import numpy as np
 
-    from mmsent.experiments import build_inputs, load_parts, model_specs, train_once
-    from mmsent.features import feature_path
+    from mmsent.training.inputs import build_inputs
+    from mmsent.data.mvsa import load_parts
+    from mmsent.training.specs import model_specs
+    from mmsent.training.fitting import train_once
+    from mmsent.features.cache import feature_path
     from mmsent.io import save_arrays
-    from mmsent.prepare import clean_pairs
+    from mmsent.data.prepare import clean_pairs
 
     multiple = clean_pairs(project, "multiple")
     save_arrays(feature_path(project, "fake_text", "multiple"), meta={"encoder": "fake_text"},

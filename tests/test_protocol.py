@@ -6,10 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from mmsent import experiments, protocol
-from mmsent.experiments import load_parts, model_specs, run_model
-from mmsent.protocol import ProtocolConfig, beats, corrected_se, cv_epochs, make_folds
-from mmsent.train import TensorData, TrainConfig, fit
+from mmsent.training import fitting
+from mmsent.training import protocol
+from mmsent.data.mvsa import load_parts
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model
+from mmsent.training.protocol import ProtocolConfig, beats, corrected_se, cv_epochs, make_folds
+from mmsent.training.loop import TensorData, TrainConfig, fit
 
 from test_experiments import project  # noqa: F401
 
@@ -90,7 +93,7 @@ def test_a_cross_validated_model_records_folds_and_trains_its_final_seeds_on_tra
     assert "train + dev" in out["measured_on"] and out["selection"] == "cross-validation"
     lo, hi = out["test_interval"]["accuracy"]
     assert lo <= out["accuracy"]["mean"] <= hi
-    from mmsent.train import load_checkpoint
+    from mmsent.training.loop import load_checkpoint
 
     _, payload = load_checkpoint(project.path("models/attention_fusion/single/seed0.pt"))
     assert len(payload["history"]) == cv["epochs"]  # the final model trained exactly that many epochs
@@ -103,13 +106,13 @@ def test_no_fold_model_trains_or_stops_on_a_test_pair(project, monkeypatch):  # 
     """Selection (fold scores, epoch counts) never sees test; final models read it once, for the report."""
     test_ids = set(load_parts(project, "single")["test"]["id"].astype(str))
     fits = []
-    original = experiments.fit
+    original = fitting.fit
 
     def spy(model, train, dev, cfg, **kw):
         fits.append((set(train.ids), set(dev.ids) if dev is not None else None))
         return original(model, train, dev, cfg, **kw)
 
-    monkeypatch.setattr(experiments, "fit", spy)
+    monkeypatch.setattr(fitting, "fit", spy)
     run_model(project, model_specs(project)["attention_fusion"])
     assert len(fits) == 2 + 2  # two fold models, two final seeds
     assert all(not (train | (dev or set())) & test_ids for train, dev in fits)

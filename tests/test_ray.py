@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mmsent.batch import score_csv
-from mmsent.pipeline import Pipeline, default_model_path
+from mmsent.serving.batch import score_csv
+from mmsent.serving.pipeline import Pipeline, default_model_path
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.skipif(not default_model_path().is_file(), reason="no shipped model")

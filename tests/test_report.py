@@ -2,8 +2,11 @@
 
 import pandas as pd
 
-from mmsent import report, results, stats
-from mmsent.experiments import model_specs, run_model
+from mmsent.evaluation import report
+from mmsent.evaluation import results
+from mmsent.evaluation import stats
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model
 
 from test_experiments import MODELS, project  # noqa: F401
 

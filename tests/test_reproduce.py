@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mmsent.cli import app
-from mmsent.reproduce import compare_runs
+from mmsent.workflow.reproduce import compare_runs
 
 from conftest import write_params
 
@@ -68,7 +68,7 @@ def test_the_pipeline_twice_from_clean_gives_identical_metrics(tmp_path, tiny_ro
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout[r.stdout.index("{"):])
     assert summary["identical"] and summary["differences"] == []
-    assert summary["files"] == 7  # five text models' metrics + the LSTM's and the head's histories
+    assert summary["files"] == 12  # five text models' metrics and their scores, the LSTM's and the head's histories
     assert "**identical**" in (tmp_path / "repro/reproducibility.md").read_text()
     # a second check into the same folder is refused: it must start from clean
     again = CliRunner().invoke(app, args)
@@ -81,7 +81,7 @@ def test_the_pipeline_twice_from_clean_gives_identical_metrics(tmp_path, tiny_ro
 def test_perturbation_is_relative_seeded_and_off_by_default(tiny_params):
     import numpy as np
 
-    from mmsent.features import perturbed
+    from mmsent.features.cache import perturbed
 
     X = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
     assert perturbed(tiny_params, X, "minilm", "single") is X  # off unless perturb.scale is set
@@ -97,9 +97,14 @@ def test_perturbed_check_reruns_after_the_features_and_detects_a_flipped_choice(
     writes the report, and a deliberately flipped choice (another kept lever) is reported."""
     import yaml
 
-    from mmsent import ablation, protocol, reproduce, tune
+    from mmsent.evaluation import ablation
+    from mmsent.training import protocol
+    from mmsent.workflow import reproduce
+    from mmsent.training import tune
     from mmsent.config import load_params
-    from mmsent.experiments import FEATURE_FAMILIES, model_specs, run_models
+    from mmsent.models.registry import FEATURE_FAMILIES
+    from mmsent.training.specs import model_specs
+    from mmsent.training.runs import run_models
 
     from test_experiments import project as make_project  # the fixture's function, called directly
     from test_tune import tuned_project as add_tuning
@@ -139,7 +144,7 @@ def test_perturbed_check_reruns_after_the_features_and_detects_a_flipped_choice(
 
 
 def test_rerun_interval_and_row_moves(tmp_path):
-    from mmsent.reproduce import rerun_interval, row_moves
+    from mmsent.workflow.reproduce import rerun_interval, row_moves
 
     assert rerun_interval(1.0, 5) == pytest.approx(1.96 * (2 / 5) ** 0.5)
     for name, acc in (("a", 70.0), ("b", 70.5)):

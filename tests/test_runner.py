@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from mmsent.runner import parse_override, run_all
+from mmsent.workflow.runner import parse_override, run_all
 
 from conftest import write_params
 

@@ -3,9 +3,10 @@ never changes the choice, rewriting fold scores does."""
 
 import json
 
-from mmsent import ship
-from mmsent.experiments import model_specs, run_model
-from mmsent.train import load_checkpoint
+from mmsent.serving import ship
+from mmsent.training.specs import model_specs
+from mmsent.training.runs import run_model
+from mmsent.training.loop import load_checkpoint
 
 from test_experiments import project  # noqa: F401
 
@@ -54,14 +55,14 @@ def test_ship_copies_the_checkpoint_and_writes_the_card(project, monkeypatch):  
 
 
 def test_the_card_says_whether_the_model_reads_text_inside_images():
-    from mmsent.ship import reads_ocr
+    from mmsent.serving.ship import reads_ocr
 
     assert "is read by RapidOCR" in reads_ocr({"encoders": {"text": "minilm", "image": "e", "ocr": "minilm"}})
     assert "is not read" in reads_ocr({"encoders": {"text": "minilm", "image": "e"}})
 
 
 def test_the_card_says_how_the_model_was_trained_beyond_its_labels(project):  # noqa: F811
-    from mmsent.ship import training_extras
+    from mmsent.serving.ship import training_extras
 
     assert training_extras(project, "attention_fusion") == ""
     project.extra["models"]["attention_fusion"] = dict(project.extra["models"]["attention_fusion"],

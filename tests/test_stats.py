@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from mmsent.stats import compare, mcnemar_exact, paired_bootstrap, significance_table, verdict
+from mmsent.evaluation.stats import compare, mcnemar_exact, paired_bootstrap, significance_table, verdict
 
 
 def test_mcnemar_exact_matches_the_binomial_textbook_value():
@@ -31,7 +31,7 @@ def test_paired_t_against_hand_computation():
 def test_fast_weighted_f1_equals_scikit_learn():
     from sklearn.metrics import f1_score
 
-    from mmsent.stats import weighted_f1_fast
+    from mmsent.evaluation.stats import weighted_f1_fast
 
     rng = np.random.default_rng(3)
     for _ in range(20):
@@ -44,7 +44,7 @@ def test_fast_weighted_f1_equals_scikit_learn():
 def test_batched_weighted_f1_scores_each_row_like_scikit_learn():
     from sklearn.metrics import f1_score
 
-    from mmsent.stats import weighted_f1_batch
+    from mmsent.evaluation.stats import weighted_f1_batch
 
     rng = np.random.default_rng(4)
     gold, pred = rng.integers(0, 3, (30, 40)), rng.integers(0, 3, (30, 40))
@@ -55,7 +55,7 @@ def test_batched_weighted_f1_scores_each_row_like_scikit_learn():
 
 def test_bootstrap_matches_a_loop_over_resamples():
     """The batched bootstrap draws the same resamples as one draw per resample would."""
-    from mmsent.stats import weighted_f1_fast
+    from mmsent.evaluation.stats import weighted_f1_fast
 
     rng = np.random.default_rng(5)
     gold, pa, pb = rng.integers(0, 3, 60), rng.integers(0, 3, (3, 60)), rng.integers(0, 3, (3, 60))
@@ -102,7 +102,7 @@ def test_significance_table_and_verdicts(tmp_path, monkeypatch):
     fake = {"strong": _preds([rng.random(400) < 0.9 for _ in range(3)]),
             "weak": _preds([rng.random(400) < 0.5 for _ in range(3)]),
             "weak2": _preds([rng.random(400) < 0.5 for _ in range(3)])}
-    monkeypatch.setattr("mmsent.stats.load_predictions", lambda params, m, d: fake[m])
+    monkeypatch.setattr("mmsent.evaluation.stats.load_predictions", lambda params, m, d: fake[m])
     table = significance_table(None, ["strong", "weak", "weak2"], reps=200)
     sig = dict(zip(zip(table.model_a, table.model_b), table.significant))
     assert sig[("strong", "weak")] and sig[("strong", "weak2")] and not sig[("weak", "weak2")]

@@ -1,7 +1,7 @@
 import pytest
 
 from mmsent.config import TextConfig
-from mmsent.text import TextDecodeError, decode_bytes, normalize_tweet, split_hashtag, tokenize
+from mmsent.data.text import TextDecodeError, decode_bytes, normalize_tweet, split_hashtag, tokenize
 
 
 def test_decoding_order_utf8_gbk_cp1252():

@@ -6,8 +6,8 @@ import optuna
 import pytest
 import yaml
 
-from mmsent import tune
-from mmsent.experiments import model_specs
+from mmsent.training import tune
+from mmsent.training.specs import model_specs
 
 from test_experiments import project  # noqa: F401  (fixture: tiny project with fake features)
 
@@ -41,12 +41,12 @@ def test_study_runs_resumes_and_writes_best(tuned_project):
 
 def test_tuning_never_reads_test(tuned_project, monkeypatch):
     """Every pair a trial trains on, stops on or predicts is a train or dev pair: a test id fails it."""
-    from mmsent import experiments
-    from mmsent.experiments import load_parts
+    from mmsent.training import fitting
+    from mmsent.data.mvsa import load_parts
 
     test_ids = set(load_parts(tuned_project, "single")["test"]["id"].astype(str))
     seen = []
-    fit, predict = experiments.fit, experiments.predict_proba
+    fit, predict = fitting.fit, fitting.predict_proba
 
     def spy_fit(model, train, dev, cfg, **kw):
         seen.extend(train.ids + (dev.ids if dev is not None else []))
@@ -56,8 +56,8 @@ def test_tuning_never_reads_test(tuned_project, monkeypatch):
         seen.extend(data.ids)
         return predict(model, data, **kw)
 
-    monkeypatch.setattr(experiments, "fit", spy_fit)
-    monkeypatch.setattr(experiments, "predict_proba", spy_predict)
+    monkeypatch.setattr(fitting, "fit", spy_fit)
+    monkeypatch.setattr(fitting, "predict_proba", spy_predict)
     tune.tune_model(tuned_project, "attention_fusion", n_trials=2)
     assert seen and test_ids and not test_ids & set(seen)
 

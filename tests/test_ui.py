@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsent.pipeline import Pipeline, default_model_path
+from mmsent.serving.pipeline import Pipeline, default_model_path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -25,7 +25,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ui_url():
-    from mmsent.ui import analyse, build_ui
+    from mmsent.serving.ui import analyse, build_ui
 
     demo = build_ui(Pipeline.load(device="cpu"), examples=[])
     port = free_port()
@@ -35,7 +35,7 @@ def ui_url():
 
 
 def test_analyse_function_handles_bad_input_without_raising():
-    from mmsent.ui import analyse
+    from mmsent.serving.ui import analyse
 
     pipe = Pipeline.load(device="cpu")
     *_, message = analyse(pipe, "", None, False)

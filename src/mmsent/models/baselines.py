@@ -9,7 +9,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from mmsent.labels import LABEL2ID, LABELS
+from mmsent.data.labels import LABEL2ID, LABELS
 
 
 class MajorityClass:

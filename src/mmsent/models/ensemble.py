@@ -2,7 +2,7 @@
 
 Each member reads the batch the Pipeline builds for the ensemble's encoders; ``columns`` cuts a
 member's input from a wider one (``efficientnet_lite0`` is the last 1280 columns of
-``efficientnet_lite0_stages``: :data:`mmsent.encoders.COLUMNS_OF`), so the encoders run once."""
+``efficientnet_lite0_stages``: :data:`mmsent.features.encoders.COLUMNS_OF`), so the encoders run once."""
 
 from __future__ import annotations
 

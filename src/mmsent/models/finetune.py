@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mmsent.encoders import local_model_path, mean_pool
+from mmsent.features.base import local_model_path
+from mmsent.features.text_encoders import mean_pool
 from mmsent.models.fusion import AttentionFusionConfig, attention_head
 
 

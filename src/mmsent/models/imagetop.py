@@ -45,7 +45,7 @@ class ImageTopFusion(nn.Module):
 
     def load_pretrained(self) -> None:
         """The head convolution and its batch norm from the ImageNet EfficientNet-Lite0."""
-        from mmsent.encoders import efficientnet_lite0
+        from mmsent.features.image_encoders import efficientnet_lite0
 
         net = efficientnet_lite0()
         self.top_conv.weight.data.copy_(net._conv_head.weight.detach().flatten(1))

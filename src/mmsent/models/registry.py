@@ -40,3 +40,7 @@ def input_width(config: dict[str, Any], modality: str) -> int:
     if not width:
         raise KeyError(f"the model's config gives no input width for {modality!r}")
     return int(width)
+
+
+FEATURE_FAMILIES = ("mlp_head", "concat_fusion", "attention_fusion", "late_fusion", "crossmodal_fusion",
+                    "imagetop_fusion")

@@ -1,0 +1,316 @@
+"""``reports/ablation.md``: one row per accuracy lever, each added to the previous best.
+
+A lever is *kept* only when its cross-validated weighted F1 beats the configuration kept so far
+by more than the corrected standard error of their paired fold differences
+(:func:`mmsent.training.protocol.beats`); otherwise the simpler configuration stays. Test is never read
+for the decision. Test figures are shown for every row (mean ± std over seeds and a bootstrap
+interval over test pairs), plus seed ensembles in their own rows and the final configuration on
+the de-duplicated test split (test pairs whose image or text also occurs in train removed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmsent.config import Params
+from mmsent.data.labels import LABEL2ID
+from mmsent.data.mvsa import load_prepared
+from mmsent.evaluation.ensemble import decide as ensemble_decide, lines as ensemble_lines
+from mmsent.evaluation.metrics import aggregate, compute_metrics, fmt, fmt_interval, save_frame
+from mmsent.evaluation.stats import load_predictions
+from mmsent.io import read_json, write_text
+from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR
+from mmsent.paths import PREPARED_DIR
+from mmsent.training.protocol import beats, protocol_config
+
+
+def ensemble_metrics(params: Params, models: str | list[str], dataset: str = "single") -> dict[str, Any]:
+    """Metrics of an ensemble: probabilities averaged over every seed of each model in ``models``
+    (one model: its seed ensemble; several: an ensemble of model families)."""
+    frames = [f for model in ([models] if isinstance(models, str) else models)
+              for f in load_predictions(params, model, dataset).values()]
+    ids = frames[0]["id"].astype(str).tolist()
+    if any(f["id"].astype(str).tolist() != ids for f in frames):
+        raise ValueError(f"predictions of {models} are not on the same test pairs in the same order")
+    cols = [c for c in frames[0].columns if c.startswith("p_")]
+    probs = np.mean([f[cols].to_numpy() for f in frames], axis=0)
+    gold = frames[0]["gold"].map(LABEL2ID).to_numpy()
+    order = [LABEL2ID[c.removeprefix("p_")] for c in cols]
+    return compute_metrics(gold, np.asarray(order)[probs.argmax(1)])
+
+
+def has_predictions(params: Params, model: str, dataset: str = "single") -> bool:
+    return any((params.path(PREDICTIONS_DIR) / model / dataset).glob("seed*.csv"))
+
+
+def cpu_seconds_per_seed(metrics: dict[str, Any]) -> float:
+    """A seed's training time plus its share of work done once per model (distillation teachers)."""
+    return metrics["train_seconds_per_seed"] + metrics.get("teacher_cpu_seconds", 0.0) / max(1, metrics["seeds"])
+
+
+def dedup_metrics(params: Params, model: str, dataset: str = "single") -> dict[str, Any] | None:
+    """Mean ± std over seeds on the test pairs that have no duplicate in train (None if none remain)."""
+    table = load_prepared(params.path(PREPARED_DIR) / f"{dataset}.parquet", "test")
+    clean_ids = set(table.loc[~table["leak"], "id"].astype(str))
+    if not clean_ids:
+        return None
+    per_seed = []
+    for frame in load_predictions(params, model, dataset).values():
+        kept = frame[frame["id"].astype(str).isin(clean_ids)]
+        per_seed.append(compute_metrics(kept["gold"].map(LABEL2ID), kept["predicted"].map(LABEL2ID)))
+    out = aggregate(per_seed)
+    out["n"] = per_seed[0]["n"]
+    return out
+
+
+def cv_text(m: dict[str, Any]) -> str:
+    return f"{m['cv']['weighted_f1']['mean']:.2f} ± {m['cv']['weighted_f1']['se']:.2f}"
+
+
+def decide(params: Params, dataset: str = "single") -> list[dict[str, Any]]:
+    """Walk ``ablation.rows`` in order with the noise-aware rule; one record per row with metrics:
+    its metrics, whether it was kept, its difference from the incumbent, and the incumbent after it."""
+    cfg = params.extra.get("ablation") or {}
+    folds = protocol_config(params).folds
+    out, incumbent = [], None
+    for step in cfg.get("rows", []):
+        path = params.path(METRICS_DIR) / f"{step['model']}_{dataset}.json"
+        if not path.is_file():
+            continue
+        m = read_json(path)
+        record = {"lever": step["lever"], "model": step["model"], "metrics": m, "kept": False, "verdict": None}
+        if "cv" not in m:  # trained on the dev protocol only (too slow for k folds): not comparable
+            record["incumbent"] = incumbent["model"] if incumbent else None
+            out.append(record)
+            continue
+        scores = m["cv"]["per_fold"]["weighted_f1"]
+        if incumbent is None:
+            record["kept"] = True
+        else:
+            record["verdict"] = beats(scores, incumbent["scores"], folds)
+            record["kept"] = record["verdict"].better
+        if record["kept"]:
+            incumbent = {"model": step["model"], "scores": scores}
+        record["incumbent"] = incumbent["model"]
+        out.append(record)
+    return out
+
+
+def kept_model(params: Params, dataset: str = "single", decided: list[dict[str, Any]] | None = None) -> str:
+    """The configuration the ablation ends with: what ships (``decided``: :func:`decide`'s records, if at hand)."""
+    decided = [r for r in (decided if decided is not None else decide(params, dataset)) if r["incumbent"]]
+    if not decided:
+        raise FileNotFoundError("no cross-validated ablation row has metrics yet; train params.yaml ablation.rows")
+    return decided[-1]["incumbent"]
+
+
+def rows(params: Params, dataset: str = "single", decided: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+    out = []
+    for r in decided if decided is not None else decide(params, dataset):
+        m, v = r["metrics"], r["verdict"]
+        out.append({"lever": r["lever"], "model": r["model"],
+                    "CV wF1 (± SE)": cv_text(m) if "cv" in m else "not cross-validated",
+                    "Δ vs kept (± SE)": f"{v.difference:+.2f} ± {v.se:.2f}" if v else "–",
+                    "kept (CV)": "yes" if r["kept"] else "no", "test accuracy": fmt(m["accuracy"]),
+                    "test weighted F1": fmt(m["weighted_f1"]), "95 % CI wF1": fmt_interval(m, "weighted_f1"),
+                    "test macro F1": fmt(m["macro_f1"]),
+                    "CPU s / seed": f"{cpu_seconds_per_seed(m):.1f}",
+                    "_cv": m["cv"]["weighted_f1"]["mean"] if "cv" in m else float("nan")})
+    return pd.DataFrame(out)
+
+
+def build(params: Params, dataset: str = "single") -> Path:
+    decided = decide(params, dataset)
+    table = rows(params, dataset, decided)
+    if table.empty:
+        raise FileNotFoundError("no ablation rows have metrics yet; train the models in params.yaml ablation.rows")
+    best = table[table["model"] == kept_model(params, dataset, decided)].iloc[0]
+    # a row whose per-seed predictions are not in this checkout (a DVC output not pulled) has no ensemble
+    ens = [{"ensemble of seeds": r.model, **{k: f"{ensemble_metrics(params, r.model, dataset)[k]:.2f}"
+                                           for k in ("accuracy", "weighted_f1", "macro_f1")}}
+           for r in table.drop_duplicates("model").itertuples() if has_predictions(params, r.model, dataset)]
+    families = [{"ensemble of models (all seeds)": name, "models": ", ".join(members),
+                 **{k: f"{ensemble_metrics(params, members, dataset)[k]:.2f}" for k in ("accuracy", "weighted_f1", "macro_f1")}}
+                for name, members in ((params.extra.get("ablation") or {}).get("family_ensembles") or {}).items()
+                if all(has_predictions(params, m, dataset) for m in members)]
+    cfg_next = (params.extra.get("ablation") or {}).get("next") or []
+    predicted = has_predictions(params, best.model, dataset)
+    dd = dedup_metrics(params, best.model, dataset) if predicted else None
+    lines = [
+        "# Accuracy ablation (MVSA-Single, CLMLF split)", "",
+        "Generated by the `ablation` stage (`dvc repro`). Each row names the lever it adds and the model it adds it "
+        f"to (`params.yaml` → `ablation.rows`). **Decided by cross-validation** ({protocol_text(params)}): "
+        "`CV wF1` is the mean held-out weighted F1 over the folds ± its corrected standard error (Nadeau & Bengio); "
+        "a row is kept only when it beats the configuration kept so far by more than the corrected standard "
+        "error of their paired fold differences (`Δ vs kept`); otherwise the simpler one stays. Test is never read "
+        "for a decision: test scores are % over the 450-pair test split, mean ± std over the final models' seeds "
+        "(each trained on train + dev for the cross-validated epoch count), with a 95 % bootstrap interval over "
+        "test pairs of the seed mean. CPU seconds are per final seed on this machine's CPU, with a "
+        "seed's share of any work done once per row, such as distillation teachers (the fold models cost about "
+        "as much again per fold; features are cached once and not counted; see benchmarks.md).", "",
+        table.drop(columns=["_cv"]).to_markdown(index=False), "",
+        f"Fold by fold: `reports/figures/{figure_name(params)}.png` (each line one fold model of each row; the "
+        "keep/drop rule reads these paired differences).", "",
+        f"**The configuration kept (shipped): `{best.model}`** — {best['test accuracy']} accuracy, "
+        f"{best['test weighted F1']} weighted F1 on test. CLMLF reports 75.33 / 73.46.", "",
+        *fold_ensemble_lines(decided),
+        *ensemble_lines(params, ensemble_decide(params, best.model, dataset), best.model),
+        "## Seed ensembles (probabilities averaged over seeds; not single models)", "",
+        pd.DataFrame(ens).to_markdown(index=False), "",
+        *(["## Ensembles of model families (probabilities averaged over every seed of each; not single models)", "",
+           pd.DataFrame(families).to_markdown(index=False), ""] if families else []),
+        *text_variant_lines(params, dataset),
+        *ocr_lines(params),
+        *adapt_lines(params, table),
+        *(["## What would be needed next", "", *[f"- {item}" for item in cfg_next], ""]
+          if cfg_next and not target_met(best) else []),
+        "## De-duplicated test split", "",
+        (f"`{best.model}` on the {dd['n']} test pairs whose image (byte-identical or pHash-near) or normalised text "
+         f"does not occur in train: accuracy {fmt(dd['accuracy'])}, weighted F1 {fmt(dd['weighted_f1'])}, "
+         f"macro F1 {fmt(dd['macro_f1'])} (vs {best['test accuracy']} / {best['test weighted F1']} on the full test split).")
+        if dd else (f"`{best.model}`: no test pairs are left once duplicates of train are removed." if predicted
+                    else f"`{best.model}`: its per-seed predictions are not in this checkout (`dvc pull` them)."), "",
+    ]
+    cv_rows = [r for r in decided if "cv" in r["metrics"]]
+    if cv_rows:
+        from mmsent.evaluation.plots import cv_by_fold, save_figure
+
+        save_figure(cv_by_fold(cv_rows), params, figure_name(params))
+        folds = pd.DataFrame([{"model": r["model"], "fold": j, "weighted_f1": round(v, 4), "kept": r["kept"]}
+                              for r in cv_rows for j, v in enumerate(r["metrics"]["cv"]["per_fold"]["weighted_f1"])])
+        save_frame(folds, params.path("reports/tables") / f"{figure_name(params)}.csv")  # for `dvc plots show`
+    report = (params.extra.get("ablation") or {}).get("report", "reports/ablation.md")
+    return write_text(params.path(report), "\n".join(lines))
+
+
+def figure_name(params: Params) -> str:
+    """``ablation_cv_folds`` (another report, e.g. the full profile's, names its own: ``<report>_cv_folds``)."""
+    report = Path((params.extra.get("ablation") or {}).get("report", "reports/ablation.md")).stem
+    return f"{report}_cv_folds"
+
+
+TARGET = {"accuracy": 75.5, "weighted_f1": 74.0}  # beats CLMLF (75.33 / 73.46) on both
+
+
+def protocol_text(params: Params) -> str:
+    cfg = protocol_config(params)
+    return f"{cfg.folds} stratified folds × {cfg.repeats} repeat(s) of MVSA-Single train + dev, seed {cfg.seed}"
+
+
+def fold_ensemble_lines(decided: list[dict[str, Any]]) -> list[str]:
+    """Final model refit on all of train + dev, or the fold models averaged: measured for every
+    cross-validated row, so the choice between them is a measurement too."""
+    out = []
+    for r in decided:
+        m = r["metrics"]
+        if "fold_ensemble" in m:
+            e = m["fold_ensemble"]
+            out.append({"model": r["model"], "refit on train + dev, mean of seeds (acc / wF1)":
+                        f"{m['accuracy']['mean']:.2f} / {m['weighted_f1']['mean']:.2f}",
+                        f"ensemble of its {m['cv']['folds'] * m['cv']['repeats']} fold models (acc / wF1)":
+                        f"{e['accuracy']:.2f} / {e['weighted_f1']:.2f}"})
+    if not out:
+        return []
+    return ["## Final model: refit, or the fold models averaged", "",
+            "Each row's reported test figures are its refit models (one per seed, trained on all of train + dev for "
+            "the cross-validated epoch count). The fold models (each trained on 4/5 of train + dev) averaged into one "
+            "ensemble are scored beside them: an ensemble, not a single model.", "",
+            pd.DataFrame(out).to_markdown(index=False), ""]
+
+
+def target_met(best: pd.Series) -> bool:
+    """Whether the dev-chosen single model reaches the target (test means over seeds)."""
+    return all(float(best[col].split(" ± ")[0]) >= TARGET[key]
+               for col, key in (("test accuracy", "accuracy"), ("test weighted F1", "weighted_f1")))
+
+
+def text_variant_lines(params: Params, dataset: str) -> list[str]:
+    """How many tweets each tweet-aware-text row actually changes (a row that changes none is
+    no experiment, and the reader should know it)."""
+    import emoji
+
+    from mmsent.features.cache import variant_texts
+    from mmsent.data.prepare import clean_pairs
+
+    variants = params.features.text_variants
+    if not variants:
+        return []
+    df = clean_pairs(params, dataset)
+    changed = {name: sum(v != t for v, t in zip(variant_texts(params, df, name), df["text"])) for name in variants}
+    with_emoji = sum(emoji.emoji_count(t) > 0 for t in df["text_raw"])
+    return ["## Tweet-aware text", "",
+            f"Of the {len(df)} MVSA-{dataset.title()} tweets, "
+            + ", ".join(f"`{name}` ({', '.join(f'{k}: {v}' for k, v in variants[name].items())}) changes {n}"
+                        for name, n in changed.items())
+            + f" against the default normalisation. {with_emoji} of them hold an emoji character, so emoji "
+              "handling (names or characters) cannot move a number on this dataset.", ""]
+
+
+def ocr_lines(params: Params) -> list[str]:
+    """How often the ocr stage found text inside the images (what the OCR rows had to work with)."""
+    path = params.path("data/ocr/summary.json")
+    if not path.is_file():
+        return []
+    s = read_json(path)
+    cfg = s["settings"]
+    return ["## Text inside the images (RapidOCR)", "",
+            f"The `ocr` stage found text in {s['with_text']} of {s['images']} MVSA-Single images "
+            f"({100 * s['fraction_with_text']:.1f} %, {s['mean_chars_when_found']:.0f} characters on average where found) "
+            f"at detector side limit {cfg['det_limit_side_len']} ({cfg['det_limit_type']}), "
+            f"{s['seconds_per_image']:.3f} s an image wall-clock on this CPU ({s.get('workers', 1)} reader(s), "
+            f"one thread each). Images without text have the OCR input masked.", ""]
+
+
+def adapt_lines(params: Params, table: pd.DataFrame) -> list[str]:
+    """What the MVSA-Multiple-adapted MiniLM was trained on and what it cost (once, not per seed),
+    when a row reads it."""
+    from mmsent.training.adapt import SUMMARY, adapt_config
+    from mmsent.training.specs import model_specs
+
+    dest = adapt_config(params).dest
+    specs = model_specs(params)
+    readers = [m for m in table["model"] if m in specs and f"st:{dest}" in specs[m].inputs.values()]
+    path = params.path(dest) / SUMMARY
+    if not readers or not path.is_file():
+        return []
+    s = read_json(path)
+    cfg = s["config"]
+    tuned = [m for m in readers if specs[m].family in EXPENSIVE_FAMILIES]  # fine-tune it further, end to end
+    frozen = [m for m in readers if m not in tuned]
+    use = " ".join(f"`{', '.join(names)}` {verb}." for names, verb in (
+        (frozen, "reads it frozen"), (tuned, "starts from it and fine-tunes it further, end to end with the head"))
+        if names)
+    return ["## MiniLM adapted on MVSA-Multiple", "",
+            f"MiniLM fine-tuned ({cfg['epochs']} epoch(s), LR {cfg['lr']:g}, mean-pooled, through a throw-away linear "
+            f"head) on {s['texts']} MVSA-Multiple text labels "
+            f"({', '.join(f'{k} {v}' for k, v in s['label_counts'].items())}; {s['removed_as_single_dev_test']} texts "
+            f"matching an MVSA-Single dev/test text removed first). {use} Trained once in "
+            f"{s['seconds'] / 60:.1f} min on {s['device']} (`mmsent adapt`); the rows' CPU seconds leave it out.", ""]
+
+
+EXPENSIVE_FAMILIES = ("finetune_fusion",)
+
+
+def run(params: Params, force: bool = False, only: list[str] | None = None) -> Path:
+    """The stage: train every ``ablation``-group model (or those in ``only``: e.g. a profile's
+    own levers, leaving the default rows' results as they are), then write the report.
+    Expensive levers (end-to-end fine-tuning) that already have metrics are kept unless ``force``."""
+    from mmsent.training.specs import model_specs
+    from mmsent.training.runs import run_models
+
+    specs = model_specs(params)
+    unknown = sorted(set(only or []) - {n for n, s in specs.items() if s.group == "ablation"})
+    if unknown:
+        raise KeyError(f"not ablation models in params.yaml: {unknown}")
+    todo = []
+    for spec in specs.values():
+        done = (params.path(METRICS_DIR) / f"{spec.name}_single.json").is_file()
+        wanted = spec.group == "ablation" and (only is None or spec.name in only)
+        if wanted and (force or not (done and spec.family in EXPENSIVE_FAMILIES)):
+            todo.append(spec)
+    run_models(params, todo)
+    return build(params)

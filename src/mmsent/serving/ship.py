@@ -1,0 +1,168 @@
+"""The ``ship`` stage: the default model inside the package, and its model card.
+
+The model is the configuration the ablation ends with (:func:`mmsent.evaluation.ablation.kept_model`: each
+lever kept only when it beats the configuration before it by more than the corrected standard
+error of their cross-validated fold differences); test is never read for it. Its first seed's
+final model (trained on train + dev for the cross-validated epoch count) ships: no seed is picked
+by a score, which would be selection on noise. When an ensemble of ``ensemble.candidates`` beats
+it under the same rule (:mod:`mmsent.evaluation.ensemble`), that ensemble ships instead, as one checkpoint.
+The test figures (mean ± std over seeds, the bootstrap interval, and the shipped model's own) go
+into the card.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+
+from mmsent.config import Params
+from mmsent.data.labels import LABELS
+from mmsent.evaluation.metrics import fmt
+from mmsent.io import atomic_path, read_json, write_text
+from mmsent.paths import ASSETS, METRICS_DIR, MODELS_DIR
+from mmsent.training.specs import model_specs
+
+
+def shipped_seed(params: Params) -> int:
+    """The seed whose final model ships or is served: the first final seed, not a chosen one."""
+    from mmsent.training.protocol import protocol_config
+
+    return protocol_config(params).final_seeds[0]
+
+
+def choose(params: Params, dataset: str = "single") -> tuple[str, int, pd.DataFrame]:
+    from mmsent.evaluation.ablation import decide, kept_model
+
+    decided = decide(params, dataset)
+    rows = [{"model": r["model"], "CV weighted F1": r["metrics"]["cv"]["weighted_f1"]["mean"],
+             "corrected SE": r["metrics"]["cv"]["weighted_f1"]["se"],
+             "Δ vs kept": r["verdict"].difference if r["verdict"] else float("nan"),
+             "kept": "yes" if r["kept"] else "no"}
+            for r in decided if "cv" in r["metrics"]]
+    return kept_model(params, dataset, decided), shipped_seed(params), pd.DataFrame(rows)
+
+
+def reads_ocr(m: dict) -> str:
+    """The card's line on text inside images, from the encoders the model was trained with."""
+    if "ocr" in m["encoders"]:
+        return ("Text inside the image is read by RapidOCR (as in training: MVSA's 256-px images, small text is "
+                "missed) and used as a further input; the answer returns it as `text_in_image`.")
+    return "Text inside images (memes, screenshots) is not read: only the image's look counts."
+
+
+def training_extras(params: Params, model: str) -> str:
+    """The card's words on training beyond the train split's labels (pre-training, distillation)."""
+    spec = model_specs(params)[model]
+    notes = []
+    if spec.pretrain:
+        from mmsent.training.pretrain import PretrainConfig
+
+        notes.append(f"its text branch first pre-trained for {PretrainConfig(**spec.pretrain).epochs} epoch(s) on "
+                     "MVSA-Multiple's text labels (texts matching any MVSA-Single text removed)")
+    if spec.augment:
+        notes.append(f"every training pair also seen with its `{spec.augment}` text (features.augmentations; "
+                     "train and dev pairs only, same label and image)")
+    if spec.distill:
+        from mmsent.training.specs import DistillConfig
+
+        d = DistillConfig(**spec.distill)
+        notes.append(f"trained against its own out-of-fold predictions on train as well as the labels "
+                     f"(self-distillation, weight {d.weight:g}: {len(d.seeds)} teacher seed(s) × {d.folds} parts of "
+                     "train; teachers saw train and dev only)")
+    return "".join(f"; {n}" for n in notes)
+
+
+def protocol_lines(params: Params, model: str) -> str:
+    """The same configuration on MVSA-Single's other two protocols (the ``protocols`` stage)."""
+    from mmsent.training.protocols import DESCRIBED, PROTOCOLS, load
+
+    rows = [f"| {scheme}: {DESCRIBED[scheme]} | {fmt(m['accuracy'])} | {fmt(m['weighted_f1'])} | {m['seeds']} |"
+            for scheme in PROTOCOLS if (m := load(params, model, scheme))]
+    if not rows:
+        return ""
+    return ("## The same configuration on the other protocols (MVSA-Single)\n\n"
+            "| protocol | accuracy | weighted F1 | runs |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+def ensemble_section(params: Params, model: str, chosen: dict | None, dataset: str = "single") -> str:
+    """The card's words on the shipped ensemble: what it averages, its CV verdict and its test figures."""
+    if not chosen:
+        return ""
+    from mmsent.evaluation.ensemble import test_metrics
+    from mmsent.training.protocol import protocol_config
+
+    t = test_metrics(params, chosen["members"], chosen["bag"], protocol_config(params).final_seeds, dataset)
+    what = (f"the {protocol_config(params).n_fits} cross-validation fold models of each of "
+            if chosen["bag"] else f"the seed-{shipped_seed(params)} final models of ")
+    v = chosen["verdict"]
+    return f"""## Shipped: an ensemble, one checkpoint
+
+**{chosen['name']}**: the probabilities of {what}{', '.join(f'`{m}`' for m in chosen['members'])} averaged
+(`mmsent.models.ensemble`; the encoders run once). Chosen by the same rule on the fold models' out-of-fold
+probabilities: {v.difference:+.2f} ± {v.se:.2f} weighted F1 over the single configuration on repeat 0's folds.
+On test (read after the choice): accuracy {fmt(t['accuracy'])}, weighted F1 {fmt(t['weighted_f1'])}
+(95 % bootstrap interval {t['test_interval']['weighted_f1'][0]:.1f} – {t['test_interval']['weighted_f1'][1]:.1f}),
+macro F1 {fmt(t['macro_f1'])}{' over its seeds' if not chosen['bag'] else ' (one ensemble: no seeds to vary)'}.
+The figures below are the single configuration `{model}`, which the ensemble builds on; its other
+protocols are those of the single configuration.
+
+"""
+
+
+def model_card(params: Params, model: str, seed: int, table: pd.DataFrame, dataset: str = "single",
+               chosen: dict | None = None) -> str:
+    m = read_json(params.path(METRICS_DIR) / f"{model}_{dataset}.json")
+    own = next(s for s in m["per_seed"] if s["seed"] == seed)
+    per_class = "\n".join(f"| {lab} | {fmt(m['per_class_f1'][lab])} | {own['per_class'][lab]['f1']:.2f} |" for lab in LABELS)
+    return f"""# Model card: mmsent default model
+
+Generated by the `ship` stage (`dvc repro`); do not edit by hand.
+
+- **Model**: {f"an ensemble ({chosen['name']}) built on " if chosen else ""}`{model}` ({m['family']}), seed {seed}; encoders (frozen, offline): {', '.join(f'{k}: `{v}`' for k, v in m['encoders'].items())}.
+- **Training data**: MVSA-Single, {params.data.split} split, train + dev parts (4,061 pairs), {m['cv']['epochs']} epochs: the median best epoch of its cross-validation fold models{training_extras(params, model)}.
+- **Labels**: positive, neutral, negative (per-pair label from the standard cleaning rule).
+- **Chosen by cross-validation, never on test** ({m['cv']['protocol']}): the ablation keeps a lever only when it beats the configuration kept so far by more than the corrected standard error of their paired fold differences; the shipped seed is the first, not a chosen one. Cross-validated weighted F1 of each configuration (held-out folds, %):
+
+{table.to_markdown(index=False, floatfmt='.2f')}
+
+{ensemble_section(params, model, chosen, dataset)}## Test figures (MVSA-Single test split, 450 pairs, text + image)
+
+| metric | {model}: mean ± std over {m['seeds']} seeds | 95 % bootstrap interval (seed mean) | shipped seed {seed} |
+|---|---|---|---|
+| accuracy | {fmt(m['accuracy'])} | {m['test_interval']['accuracy'][0]:.1f} – {m['test_interval']['accuracy'][1]:.1f} | {own['accuracy']:.2f} |
+| weighted F1 | {fmt(m['weighted_f1'])} | {m['test_interval']['weighted_f1'][0]:.1f} – {m['test_interval']['weighted_f1'][1]:.1f} | {own['weighted_f1']:.2f} |
+| macro F1 | {fmt(m['macro_f1'])} | – | {own['macro_f1']:.2f} |
+
+| class | F1 mean ± std | shipped seed |
+|---|---|---|
+{per_class}
+
+{protocol_lines(params, model)}
+## Intended use and limits
+
+- For research and for scoring English-language tweets with an attached image, in the style of MVSA (2015-era Twitter).
+- A text-only or image-only input works: the model masks the absent modality and was trained with
+  modality dropout, but expect lower accuracy than with both (see `reports/results.md`).
+- Neutral is the weakest class (few training examples). Sarcasm and non-English text are not understood.
+- {reads_ocr(m)}
+- Not for decisions about individuals. MVSA labels come from one annotator per pair.
+"""
+
+
+def run(params: Params, dataset: str = "single") -> dict:
+    from mmsent.evaluation import ensemble
+
+    model, seed, table = choose(params, dataset=dataset)
+    decided = ensemble.decide(params, model, dataset)
+    chosen = ensemble.shipped(decided)
+    assets = params.path(ASSETS)
+    with atomic_path(assets / "default_model.pt") as tmp:
+        if chosen:
+            ensemble.build_checkpoint(params, chosen["members"], chosen["bag"], seed, tmp, dataset,
+                                      model_name=chosen["name"], member_models=chosen["members"],
+                                      bagged=chosen["bag"])
+        else:
+            shutil.copyfile(params.path(MODELS_DIR) / model / dataset / f"seed{seed}.pt", tmp)
+    write_text(assets / "MODEL_CARD.md", model_card(params, model, seed, table, dataset, chosen))
+    return {"model": model, "seed": seed, "ensemble": chosen["name"] if chosen else None}

@@ -1,0 +1,118 @@
+"""What ``params.yaml`` says each model is: its spec, its training settings, the tuned values
+applied to it, and whether it is chosen by cross-validation."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmsent.config import Params
+from mmsent.models.baselines import BASELINES
+from mmsent.models.registry import FEATURE_FAMILIES
+from mmsent.paths import BEST_DIR
+from mmsent.training.loop import TrainConfig
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    family: str
+    group: str  # text | image | fusion: which stage trains it
+    datasets: list[str] = field(default_factory=lambda: ["single"])
+    inputs: dict[str, str] = field(default_factory=dict)  # modality → encoder name
+    options: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    train_per_dataset: dict[str, dict[str, Any]] = field(default_factory=dict)  # e.g. {multiple: {epochs: 6}}
+    tuned_from: str | None = None  # use params/best_<that model>.yaml (default: its own name)
+    text_variant: str | None = None  # read the tweet normalised as features.text_variants.<name> says
+    pretrain: dict[str, Any] | None = None  # text branch pre-trained on MVSA-Multiple first (mmsent.training.pretrain)
+    distill: dict[str, Any] | None = None  # trained on its own out-of-fold predictions too (mmsent.training.distill)
+    augment: str | None = None  # features.augmentations.<name>: training pairs again with that text of the tweet
+
+    @property
+    def modalities(self) -> str:
+        if self.family == "densenet121":
+            return "image"
+        if self.family in BASELINES or self.family == "bilstm":
+            return "text"
+        return " + ".join(sorted(self.inputs, reverse=True))
+
+
+def model_specs(params: Params) -> dict[str, ModelSpec]:
+    specs = {}
+    for name, raw in (params.extra.get("models") or {}).items():
+        known = {f.name for f in dataclasses.fields(ModelSpec)} - {"name"}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"models.{name}: unknown key(s) {sorted(unknown)}")
+        specs[name] = ModelSpec(name=name, **copy.deepcopy(raw))
+
+    for spec in specs.values():
+        apply_best(params, spec)
+    return specs
+
+
+def train_config(params: Params, spec: ModelSpec, dataset: str | None = None) -> TrainConfig:
+    """``train`` in params, then the model's ``train``, then its ``train_per_dataset[dataset]``."""
+    raw = {k: v for k, v in (params.extra.get("train") or {}).items() if k not in ("seeds", "workers")}
+    raw.update(spec.train)
+    unknown = set(spec.train_per_dataset) - {"single", "multiple"}
+    if unknown:
+        raise ValueError(f"models.{spec.name}.train_per_dataset: unknown dataset(s) {sorted(unknown)}")
+    raw.update(spec.train_per_dataset.get(dataset, {}) if dataset else {})
+    if spec.distill:
+
+        raw["soft_weight"] = distill_weight(spec)
+    return TrainConfig(**raw)
+
+
+def seeds(params: Params) -> list[int]:
+    return list((params.extra.get("train") or {}).get("seeds", [0, 1, 2, 3, 4]))
+
+
+def uses_cv(spec: ModelSpec, dataset: str) -> bool:
+    """Whether the model is chosen and stopped by cross-validation (cheap heads on MVSA-Single)."""
+    return dataset == "single" and spec.family in FEATURE_FAMILIES and not spec.distill
+
+
+def best_path(params: Params, model: str) -> Path:
+    return params.path(BEST_DIR) / f"best_{model}.yaml"
+
+
+def apply_best(params: Params, spec) -> None:
+    """Merge ``params/best_<model>.yaml`` (when tuning.apply is on and it exists) into a spec."""
+    if not (params.extra.get("tuning") or {}).get("apply", False):
+        return
+    path = best_path(params, spec.tuned_from or spec.name)
+    if path.is_file():
+        best = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # tuned values first, then what the spec sets on top (e.g. an ablation's own lever)
+        spec.options = {**(best.get("options") or {}), **spec.options} if spec.tuned_from else {
+            **spec.options, **(best.get("options") or {})}
+        spec.train = {**(best.get("train") or {}), **spec.train} if spec.tuned_from else {
+            **spec.train, **(best.get("train") or {})}
+
+
+@dataclass
+class DistillConfig:
+    folds: int = 5
+    seeds: list[int] = field(default_factory=lambda: [100, 101])  # teacher seeds, averaged per part
+    weight: float = 1.0  # of the soft-target cross-entropy, next to the label's (weight 1)
+
+    def __post_init__(self) -> None:
+        if self.folds < 2:
+            raise ValueError("distill.folds must be >= 2: teachers must leave part of train out")
+        if not self.seeds:
+            raise ValueError("distill.seeds must name at least one teacher seed")
+        if self.weight <= 0:
+            raise ValueError("distill.weight must be > 0 (leave distill out to turn the lever off)")
+
+
+def distill_weight(spec) -> float:
+    """The soft-target weight the student trains with (0: the lever is off)."""
+    return DistillConfig(**spec.distill).weight if spec.distill else 0.0

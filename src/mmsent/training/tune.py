@@ -1,0 +1,237 @@
+"""Optuna studies over the one training loop, scored by cross-validation on train + dev.
+
+Each trial is scored on the folds of the protocol (:mod:`mmsent.training.protocol`; ``tuning.repeats``
+of its repeats: one by default), never on test. The trials themselves do not depend on the
+scores: a seeded quasi-random (Sobol) sampler and no pruner, so a 1e-6 change in the features
+can change a trial's score but not which trials are run. The value written is not the top
+score but the simplest trial (fewest parameters, then the earliest) whose mean fold score is
+within one corrected standard error of the best one's (the one-standard-error rule).
+Search spaces and trial counts come from ``params.yaml`` (``tuning``). Storage: an SQLite file under ``data/`` by
+default, or any Optuna RDB URL (e.g. ``postgresql://...``) so workers on many machines
+share one study; a study resumes from its storage. Workers send heartbeats: a trial whose
+worker died (killed mid-trial) is marked failed after ``tuning.grace_seconds`` and its
+parameters are tried again by the next worker. Each worker has its own sampler seed
+(``seed + worker``) so parallel workers do not propose the same trials. The best values go
+to ``params/best_<model>.yaml``, which the training stages merge into the model's options.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from mmsent.config import Params
+from mmsent.data.mvsa import load_parts
+from mmsent.io import write_text
+from mmsent.parallel import run_jobs
+from mmsent.training.fitting import expected_seconds, run_fold, train_workers
+from mmsent.training.inputs import cv_inputs
+from mmsent.training.protocol import corrected_se, held_out, protocol_config
+from mmsent.training.specs import best_path, model_specs
+
+TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "label_smoothing", "class_weights", "epochs", "patience"}
+
+
+def tuning_config(params: Params) -> dict[str, Any]:
+    cfg = params.extra.get("tuning") or {}
+    if "spaces" not in cfg:
+        raise ValueError("params.yaml has no tuning.spaces")
+    return cfg
+
+
+def storage_url(params: Params) -> str:
+    url = tuning_config(params).get("storage") or "sqlite:///data/optuna.db"
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):  # relative → project path
+        path = params.path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+    return url
+
+
+def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for name, spec in space.items():
+        kind = spec["type"]
+        if kind == "float":
+            out[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
+        elif kind == "int":
+            out[name] = trial.suggest_int(name, spec["low"], spec["high"], log=spec.get("log", False))
+        elif kind == "categorical":
+            # list-valued choices (layer widths) are stored as JSON strings: Optuna's storage
+            # only keeps scalars, and a list would come back as a different value space
+            choices = [json.dumps(c) if isinstance(c, list) else c for c in spec["choices"]]
+            value = trial.suggest_categorical(name, choices)
+            out[name] = json.loads(value) if isinstance(value, str) and value.startswith("[") else value
+        else:
+            raise ValueError(f"unknown search-space type {kind!r} for {name}")
+    return out
+
+
+def split_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sampled values → (model options, train overrides)."""
+    values = {k: json.loads(v) if isinstance(v, str) and v.startswith("[") else v for k, v in values.items()}
+    return ({k: v for k, v in values.items() if k not in TRAIN_KEYS},
+            {k: v for k, v in values.items() if k in TRAIN_KEYS})
+
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def storage(params: Params) -> optuna.storages.BaseStorage:
+    """The study's storage: RDB (SQLite, PostgreSQL, MySQL) with worker heartbeats."""
+    cfg = tuning_config(params)
+    url = storage_url(params)
+    if not url.startswith(("sqlite:", "postgresql", "mysql")):
+        raise ValueError(f"tuning.storage must be an Optuna RDB URL (sqlite:///, postgresql://, mysql://), not {url!r}")
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}  # concurrent local workers wait
+    import sqlalchemy.exc
+
+    def open_storage() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=int(cfg.get("heartbeat_seconds", 30)),
+                grace_period=int(cfg.get("grace_seconds", 120)),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+
+    for attempt in range(5):
+        try:
+            return open_storage()
+        except sqlalchemy.exc.SQLAlchemyError:
+            # workers started together on a new database race to create its tables ("table already
+            # exists"); creating the storage is idempotent, so the losers simply try again
+            time.sleep(0.2 * (attempt + 1))
+    return open_storage()  # the sixth try raises whatever it meets
+
+
+def study(params: Params, model: str, worker: int = 0) -> optuna.Study:
+    cfg = tuning_config(params)
+    with warnings.catch_warnings():  # QMC falls back to a seeded random sampler for categorical values
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=int(cfg.get("seed", 0)) + worker,
+                                             warn_independent_sampling=False)
+    return optuna.create_study(
+        study_name=f"{model}-{cfg.get('dataset', 'single')}", storage=storage(params), direction="maximize",
+        sampler=sampler, pruner=optuna.pruners.NopPruner(), load_if_exists=True)
+
+
+def trial_count(params: Params, model: str) -> int:
+    """``tuning.n_trials``, or the model's own count in ``tuning.trials`` (slow heads get fewer)."""
+    cfg = tuning_config(params)
+    return int((cfg.get("trials") or {}).get(model, cfg.get("n_trials", 20)))
+
+
+def tune_model(params: Params, model: str, n_trials: int | None = None, worker: int = 0) -> optuna.Study:
+    """Run (or resume) the study for ``model`` until it has ``n_trials`` finished trials.
+
+    Many processes (``worker`` 0, 1, ...) may run this at once on one storage: each stops when
+    the study as a whole has ``n_trials`` finished trials (in-flight trials may add a few)."""
+    cfg = tuning_config(params)
+    spec = model_specs(params)[model]
+    dataset = cfg.get("dataset", "single")
+    parts = load_parts(params, dataset)
+    space = cfg["spaces"][model]
+    st = study(params, model, worker)
+    repeats = int(cfg.get("repeats", 1))
+
+    def objective(trial: optuna.Trial) -> float:
+        options, overrides = split_values(suggest(trial, space))
+        config, data = cv_inputs(params, spec, dataset, parts, options)
+        data.pop("test")  # never read by a trial
+        folds = [run_fold(params, spec, dataset, config, data, mask, j,
+                          {**(cfg.get("trial_train") or {}), **overrides})
+                 for j, mask in enumerate(held_out(params, data["train"].ids, dataset, repeats))]
+        scores = [f["weighted_f1"] for f in folds]
+        trial.set_user_attr("fold_scores", scores)
+        trial.set_user_attr("parameters", folds[0]["parameters"])
+        return float(sum(scores) / len(scores))
+
+    total = int(n_trials if n_trials is not None else trial_count(params, model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(st)  # trials of dead workers: failed, queued again
+    remaining = total - len(st.get_trials(deepcopy=False, states=FINISHED))
+    if remaining > 0:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        st.optimize(objective, n_trials=remaining, gc_after_trial=False,
+                    callbacks=[optuna.study.MaxTrialsCallback(total, states=FINISHED)])
+    return st
+
+
+def choose_trial(st: optuna.Study, folds: int) -> tuple[optuna.trial.FrozenTrial, float]:
+    """The one-standard-error rule: the simplest completed trial (fewest parameters, then the
+    earliest) whose mean fold score is within one corrected standard error of the best mean.
+    Returns the trial and that standard error."""
+    done = [t for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if "fold_scores" in t.user_attrs]
+    if not done:
+        raise ValueError(f"study {st.study_name} has no completed cross-validated trial")
+    best = max(done, key=lambda t: (t.value, -t.number))
+    se = corrected_se(best.user_attrs["fold_scores"], folds)
+    within = [t for t in done if t.value >= best.value - se]
+    return min(within, key=lambda t: (t.user_attrs["parameters"], t.number)), se
+
+
+def write_best(params: Params, model: str, st: optuna.Study) -> Path:
+    chosen, se = choose_trial(st, protocol_config(params).folds)
+    options, overrides = split_values(chosen.params)
+    body = {"model": model, "study": st.study_name, "trial": chosen.number,
+            "cv_weighted_f1": round(chosen.value, 2), "best_cv_weighted_f1": round(st.best_value, 2),
+            "one_se": round(se, 2), "parameters": chosen.user_attrs["parameters"],
+            "chosen_by": "fewest parameters within one corrected SE of the best mean fold score",
+            "trials": len(st.trials), "options": options, "train": overrides}
+    return write_text(best_path(params, model), "# written by the tune stage; read by the training stages\n"
+                      + yaml.safe_dump(body, sort_keys=True))
+
+
+def figures(params: Params, model: str, st: optuna.Study) -> dict[str, Path]:
+    """Optuna's own plots (matplotlib backend), saved as static images."""
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    from mmsent.evaluation.plots import save_figure
+
+    out = {}
+    makers = {"history": ovm.plot_optimization_history, "importances": ovm.plot_param_importances,
+              "parallel": ovm.plot_parallel_coordinate}
+    for name, maker in makers.items():
+        completed = st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if name == "importances" and len(completed) < 2:
+            continue
+        ax = maker(st)
+        fig = (ax[0] if hasattr(ax, "__len__") else ax).figure
+        out[name] = save_figure(fig, params, f"tuning_{model}_{name}")
+        plt.close("all")
+    return out
+
+
+def _tune_and_write(params: Params, model: str) -> None:
+    write_best(params, model, tune_model(params, model))
+
+
+def run(params: Params) -> dict[str, Any]:
+    """The stage: every model in ``tuning.models``; writes the best-params files and figures.
+
+    Studies run side by side, one process and one thread each (``train.workers``); each study
+    is sequential, so its trials and best values do not depend on how many ran at once. The
+    slowest model's study starts first (by its last training time), so it does not run alone at the end."""
+    cfg = tuning_config(params)
+    models = list(cfg.get("models", []))
+    dataset = cfg.get("dataset", "single")
+    slowest_first = sorted(models, key=lambda m: -expected_seconds(params, m, dataset))
+    workers = train_workers(params, len(models), (params.extra.get("train") or {}).get("device", "auto"))
+    run_jobs(_tune_and_write, [(params, model) for model in slowest_first], workers)
+    summary = {}
+    for model in models:
+        st = study(params, model)
+        figures(params, model, st)
+        chosen, se = choose_trial(st, protocol_config(params).folds)
+        summary[model] = {"chosen_cv_weighted_f1": chosen.value, "best_cv_weighted_f1": st.best_value,
+                          "one_se": se, "chosen_params": chosen.params, "trials": len(st.trials)}
+    return summary

@@ -1,0 +1,2 @@
+"""Running the pipeline: notebooks under papermill, every stage without DVC (`run-all`), the
+reproducibility check, and benchmark helpers."""
