@@ -87,3 +87,17 @@ def test_the_pipeline_runs_the_backend_its_training_features_came_from(tmp_path)
     a = pipe.predict(text="what a day", image=image)["probabilities"]
     b = other.predict(text="what a day", image=image)["probabilities"]
     assert max(abs(a[k] - b[k]) for k in a) < 1e-3  # the two runtimes agree
+
+
+def test_int8_weights_are_a_checked_cache_entry_of_their_own_and_close_to_float():
+    float_enc, int8_enc = (get_encoder("minilm", device="cpu", backend={"text": b}) for b in ("onnx", "onnx-int8"))
+    assert int8_enc.onnx.path.name.endswith("-int8.onnx") and int8_enc.onnx.path != float_enc.onnx.path
+    assert int8_enc.onnx.path.stat().st_size < 0.75 * float_enc.onnx.path.stat().st_size  # int8 layers, float embeddings
+    texts = ["what a lovely day", "the worst service I have had in years, never again", "meh"]
+    a, b = float_enc.encode(texts), int8_enc.encode(texts)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.95 and np.abs(a - b).max() > 1e-4  # quantised: close, but not the float model
+    stamp = int8_enc.onnx.path.stat().st_mtime_ns
+    assert onnx_backend.quantized(float_enc.onnx.path).stat().st_mtime_ns == stamp  # built once
+    int8_enc.onnx.path.write_bytes(b"broken")  # a corrupt file is built again, not loaded
+    assert onnx_backend.quantized(float_enc.onnx.path).stat().st_size > 1000

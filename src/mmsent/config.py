@@ -55,7 +55,8 @@ class TextConfig:
             raise ValueError("text.max_elongation must be >= 1")
 
 
-BACKENDS = ("torch", "onnx")  # how the frozen encoders run (mmsent.features.onnx)
+BACKENDS = ("torch", "onnx", "onnx-int8")  # how the frozen encoders run (mmsent.features.onnx); onnx-int8:
+# weights dynamically quantised to int8 (measured in reports/benchmarks.md; not a default)
 
 
 def check_backend(backend: str) -> str:

@@ -40,7 +40,14 @@ def uses_onnx(backend, modality: str, device: torch.device) -> bool:
     """ONNX Runtime serves CPU inference only; on a GPU the torch path runs whatever was asked."""
     from mmsent.config import backend_for
 
-    return backend_for(backend, modality) == "onnx" and device.type == "cpu"
+    return backend_for(backend, modality).startswith("onnx") and device.type == "cpu"
+
+
+def uses_int8(backend, modality: str) -> bool:
+    """Whether ``modality``'s ONNX model runs with dynamically int8-quantised weights."""
+    from mmsent.config import backend_for
+
+    return backend_for(backend, modality) == "onnx-int8"
 
 
 def minilm_path() -> Path:

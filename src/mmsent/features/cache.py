@@ -181,7 +181,7 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
             tasks.append((run_as, str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0,
                           cfg.backend))
             owner.append(job)
-    if any(backend_for(cfg.backend, m) == "onnx" for m in ("text", "image")):  # export each ONNX model here,
+    if any(backend_for(cfg.backend, m) != "torch" for m in ("text", "image")):  # export each ONNX model here,
         # once, before the workers read the cache
         for name in sorted({t[0] for t in tasks}):
             get_encoder(name, device=str(device), image_size=cfg.image_size, backend=cfg.backend)

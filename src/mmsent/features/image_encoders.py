@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from mmsent.data.images import ImageInput, ImageLoadError, open_image, square_crop
-from mmsent.features.base import Encoder, uses_onnx
+from mmsent.features.base import Encoder, uses_int8, uses_onnx
 from mmsent.progress import bar
 
 
@@ -122,7 +122,8 @@ class EfficientNetLiteEncoder(ImageEncoder):
         if uses_onnx(backend, self.modality, self.device):
             from mmsent.features.onnx import OnnxImageForward
 
-            self.onnx = OnnxImageForward(TorchForward(self), image_size, self.name)
+            self.onnx = OnnxImageForward(TorchForward(self), image_size, self.name,
+                                         int8=uses_int8(backend, self.modality))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - 127.5) / 127.5  # how EfficientNet-Lite was trained

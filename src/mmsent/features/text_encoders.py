@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mmsent.features.base import Encoder, encoder_dirname, uses_onnx
+from mmsent.features.base import Encoder, encoder_dirname, uses_int8, uses_onnx
 from mmsent.progress import bar, on_terminal
 
 
@@ -84,7 +84,7 @@ class SentenceTransformerEncoder(Encoder):
         if uses_onnx(backend, self.modality, self.device) and type(self) is SentenceTransformerEncoder:
             from mmsent.features.onnx import OnnxSentenceEncoder
 
-            self.onnx = OnnxSentenceEncoder(self.model, encoder_dirname(name))
+            self.onnx = OnnxSentenceEncoder(self.model, encoder_dirname(name), int8=uses_int8(backend, self.modality))
 
     def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if self.onnx is not None:
