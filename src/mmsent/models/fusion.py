@@ -160,6 +160,8 @@ class AttentionFusion(nn.Module):
             weights = torch.softmax(scores.masked_fill(~present, float("-inf")), dim=1)
             fused = (weights.unsqueeze(-1) * h).sum(1)
         out = {"logits": self.out(self.body(fused)), "weights": weights}
+        if self.training:  # what a contrastive loss pulls together (train.contrastive_weight)
+            out["fused"] = fused
         if self.config.aux_weight > 0 and self.training:
             # each modality's own label from its own projection; the loop adds it to the loss
             out["aux_loss"] = self.config.aux_weight * sum(

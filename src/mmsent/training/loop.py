@@ -29,6 +29,7 @@ from mmsent.data.labels import ID2LABEL
 from mmsent.device import pick_device, seed_everything
 from mmsent.io import atomic_path
 from mmsent.progress import bar
+from mmsent.training.losses import supervised_contrastive
 from mmsent.version import __version__
 
 
@@ -44,6 +45,9 @@ class TrainConfig:
     class_weights: bool = False
     label_smoothing: float = 0.0
     soft_weight: float = 0.0  # > 0: also cross-entropy against the train split's SOFT_LABEL (mmsent.training.distill)
+    # > 0: also the supervised contrastive loss on the model's fused representation (mmsent.training.losses)
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.1
     # a final model: train exactly this many epochs of the ``epochs``-long schedule, no dev, last weights kept
     # (the count cross-validation chose; the schedule is the one the fold models followed)
     stop_after: int | None = None
@@ -55,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"train.scheduler must be plateau, cosine or none, not {self.scheduler!r}")
         if self.soft_weight < 0:
             raise ValueError("train.soft_weight must be >= 0")
+        if self.contrastive_weight < 0 or self.contrastive_temperature <= 0:
+            raise ValueError("train.contrastive_weight must be >= 0 and train.contrastive_temperature > 0")
         if self.stop_after is not None and not 1 <= self.stop_after <= self.epochs:
             raise ValueError(f"train.stop_after must be within 1..epochs ({self.epochs}), not {self.stop_after}")
         if self.stop_after is not None and self.scheduler == "plateau":
@@ -224,6 +230,12 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainC
             loss = loss_fn(out["logits"], labels.to(device)) + out.get("aux_loss", 0.0)
             if cfg.soft_weight > 0:
                 loss = loss + cfg.soft_weight * -(soft.to(device) * torch.log_softmax(out["logits"], -1)).sum(-1).mean()
+            if cfg.contrastive_weight > 0:
+                if "fused" not in out:
+                    raise ValueError(f"train.contrastive_weight is set but {type(model).__name__} returns no fused "
+                                     "representation (attention fusion does)")
+                loss = loss + cfg.contrastive_weight * supervised_contrastive(
+                    out["fused"], labels.to(device), cfg.contrastive_temperature)
             loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
