@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from mmsent.config import backend_for, check_backend
 from mmsent.features import onnx as onnx_backend
 from mmsent.features.encoders import get_encoder
 
@@ -36,11 +37,11 @@ def test_export_is_cached_keyed_by_the_weights_and_rebuilt_when_corrupt():
     again = onnx_backend.OnnxImageForward(Scale(2.0), 8, "scale")
     assert again.path == path and torch.allclose(again(x), Scale(2.0)(x).detach(), atol=1e-6)
     with pytest.raises(ValueError, match="backend"):
-        onnx_backend.check_backend("tensorrt")
-    assert onnx_backend.backend_for({"image": "onnx"}, "image") == "onnx"
-    assert onnx_backend.backend_for({"image": "onnx"}, "text") == "torch"
+        check_backend("tensorrt")
+    assert backend_for({"image": "onnx"}, "image") == "onnx"
+    assert backend_for({"image": "onnx"}, "text") == "torch"
     with pytest.raises(ValueError, match="per modality"):
-        onnx_backend.backend_for({"audio": "onnx"}, "text")
+        backend_for({"audio": "onnx"}, "text")
 
 
 def test_efficientnet_views_match_torch(tmp_path):

@@ -31,7 +31,7 @@ def test_paired_t_against_hand_computation():
 def test_fast_weighted_f1_equals_scikit_learn():
     from sklearn.metrics import f1_score
 
-    from mmsent.evaluation.stats import weighted_f1_fast
+    from mmsent.evaluation.metrics import weighted_f1_fast
 
     rng = np.random.default_rng(3)
     for _ in range(20):
@@ -44,7 +44,7 @@ def test_fast_weighted_f1_equals_scikit_learn():
 def test_batched_weighted_f1_scores_each_row_like_scikit_learn():
     from sklearn.metrics import f1_score
 
-    from mmsent.evaluation.stats import weighted_f1_batch
+    from mmsent.evaluation.metrics import weighted_f1_batch
 
     rng = np.random.default_rng(4)
     gold, pred = rng.integers(0, 3, (30, 40)), rng.integers(0, 3, (30, 40))
@@ -55,7 +55,7 @@ def test_batched_weighted_f1_scores_each_row_like_scikit_learn():
 
 def test_bootstrap_matches_a_loop_over_resamples():
     """The batched bootstrap draws the same resamples as one draw per resample would."""
-    from mmsent.evaluation.stats import weighted_f1_fast
+    from mmsent.evaluation.metrics import weighted_f1_fast
 
     rng = np.random.default_rng(5)
     gold, pa, pb = rng.integers(0, 3, 60), rng.integers(0, 3, (3, 60)), rng.integers(0, 3, (3, 60))

@@ -117,7 +117,7 @@ def data_markdown(params: Params) -> str:
         f"- Split (train/dev/test): {s['splits']['train']['n']}/{s['splits']['dev']['n']}/{s['splits']['test']['n']}.",
         f"- Text decoding: {dec.get('utf-8', 0)} UTF-8, {dec.get('gbk', 0)} GBK, {dec.get('cp1252', 0)} cp1252 "
         f"(last resort); undecodable: 0 (decoding is strict and would stop the stage). Empty texts: {s['empty_texts']}.",
-        f"- Images: " + ", ".join(f"{v} {k}" for k, v in s.get("image_status", {}).items())
+        "- Images: " + ", ".join(f"{v} {k}" for k, v in s.get("image_status", {}).items())
         + " (any image that fails to open is counted here by reason and encoded as missing).",
         f"- Text label equals image label for {s['text_image_label_agreement']:.1%} of raw pairs.",
         "",

@@ -27,7 +27,7 @@ from statsmodels.stats.multitest import multipletests
 
 from mmsent.config import Params
 from mmsent.data.labels import LABEL2ID
-from mmsent.evaluation.metrics import bootstrap_scores, weighted_f1_batch, weighted_f1_fast  # noqa: F401 (re-exported)
+from mmsent.evaluation.metrics import bootstrap_scores
 from mmsent.paths import PREDICTIONS_DIR
 
 

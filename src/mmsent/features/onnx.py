@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmsent.config import BACKENDS, backend_for, check_backend  # noqa: F401 (re-exported)
 from mmsent.io import atomic_path
 
 EXPORT_VERSION = 1  # bump when what is exported changes: old cache files are then never read
