@@ -154,3 +154,11 @@ def test_rerun_interval_and_row_moves(tmp_path):
     moves = row_moves(tmp_path / "a", tmp_path / "b")
     assert list(moves["row"]) == ["m_single"] and moves["acc moved"][0] == pytest.approx(0.5)
     assert not moves["within"][0]  # 0.5 > 1.24 * 0.2 for accuracy
+
+
+def test_a_changed_ensemble_decision_is_a_changed_choice():
+    from mmsent.workflow.reproduce import changed_choices
+
+    a = {"tuned": {}, "kept": {"m": True}, "ensembles": {"bag": False}, "shipped": "m"}
+    assert changed_choices(a, dict(a)) == []
+    assert changed_choices(a, {**a, "ensembles": {"bag": True}}) == ["ensemble bag: kept False -> True"]

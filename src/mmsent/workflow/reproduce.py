@@ -206,6 +206,7 @@ def choices(params) -> dict[str, Any]:
     import yaml
 
     from mmsent.evaluation.ablation import decide, kept_model
+    from mmsent.evaluation.ensemble import decide as ensemble_decide
 
     tuned = {}
     for path in sorted(params.path("params").glob("best_*.yaml")):
@@ -213,13 +214,18 @@ def choices(params) -> dict[str, Any]:
         tuned[path.stem.removeprefix("best_")] = {"trial": best.get("trial"), "options": best.get("options"),
                                                   "train": best.get("train")}
     decided = decide(params)
-    return {"tuned": tuned, "kept": {r["model"]: r["kept"] for r in decided}, "shipped": kept_model(params, decided=decided)}
+    shipped = kept_model(params, decided=decided)
+    ensembles = {c["name"]: c["kept"] for c in ensemble_decide(params, shipped)}
+    return {"tuned": tuned, "kept": {r["model"]: r["kept"] for r in decided}, "ensembles": ensembles,
+            "shipped": shipped}
 
 
 def changed_choices(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     out = [f"tuning of {m}: trial {a['tuned'][m]['trial']} -> {b['tuned'].get(m, {}).get('trial')}"
            for m in a["tuned"] if a["tuned"][m] != b["tuned"].get(m)]
     out += [f"ablation row {m}: kept {a['kept'][m]} -> {b['kept'].get(m)}" for m in a["kept"] if a["kept"][m] != b["kept"].get(m)]
+    out += [f"ensemble {name}: kept {kept} -> {b.get('ensembles', {}).get(name)}"
+            for name, kept in a.get("ensembles", {}).items() if kept != b.get("ensembles", {}).get(name)]
     if a["shipped"] != b["shipped"]:
         out.append(f"shipped model: {a['shipped']} -> {b['shipped']}")
     return out
