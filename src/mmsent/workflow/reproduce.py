@@ -202,7 +202,7 @@ def row_moves(ref: Path, other: Path) -> pd.DataFrame:
 
 
 def choices(params) -> dict[str, Any]:
-    """Every choice the pipeline made in one run: tuned values, keep/drop of each lever, what ships."""
+    """Every choice the pipeline made in one run: tuned values, keep/drop of each lever and ensemble, what ships."""
     import yaml
 
     from mmsent.evaluation.ablation import decide, kept_model
@@ -254,7 +254,7 @@ def check_perturbed(out_dir: Path, scale: float = 1e-5, seed: int = 1, report: P
              "A row's stated rerun interval is the 95 % half-width of the difference of two seed means, "
              "1.96 · √(2/seeds) · its seed std (the larger of the two runs').", "",
              f"**Choices: {'none changed' if not flips else f'{len(flips)} changed'}** (tuned values, every keep/drop "
-             "decision of the ablation, the shipped configuration).", "",
+             "decision of the ablation, every ensemble decision, the shipped configuration).", "",
              *[f"- {f}" for f in flips], *([""] if flips else []),
              f"**Rows: {len(moves) - outside} of {len(moves)} within their stated interval; largest move "
              f"{largest:.2f} points.**", "",
