@@ -23,6 +23,7 @@ import torch
 
 from mmsent.config import load_params
 from mmsent.data.mvsa import load_parts
+from mmsent.data.prepare import clean_pairs
 from mmsent.features.cache import feature_path, load_features
 from mmsent.features.encoders import get_encoder
 from mmsent.io import save_arrays
@@ -31,6 +32,12 @@ from mmsent.training.inputs import cv_inputs
 from mmsent.training.protocol import beats, held_out, protocol_config
 from mmsent.training.specs import model_specs
 from mmsent.workflow.bench import update_section
+
+
+def cached_texts(params, ids: np.ndarray) -> list[str]:
+    """The normalised tweet of each cached id, in the cache's order (what the features stage encoded)."""
+    table = clean_pairs(params, "single").assign(id=lambda d: d["id"].astype(str)).set_index("id")
+    return list(table.loc[list(ids), "text"])
 
 
 def encode_all(texts: list[str], backend: str, batch_size: int) -> tuple[np.ndarray, float]:
@@ -74,7 +81,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     params = load_params()
     cached = load_features(params, "minilm", "single")
-    texts = [str(t) for t in load_parts_texts(params, cached.ids)]
+    texts = [str(t) for t in cached_texts(params, cached.ids)]
     timings, feats = {}, {}
     for backend in ("torch", "onnx", "onnx-int8"):
         feats[backend], timings[backend] = encode_all(texts, backend, args.batch_size)
@@ -104,14 +111,6 @@ def main() -> None:
     ])
     update_section("reports/benchmarks.md", "Int8 quantisation", body, "python " + " ".join(sys.argv))
     print(body)
-
-
-def load_parts_texts(params, ids: np.ndarray) -> list[str]:
-    """The normalised tweet of each cached id, in the cache's order (what the features stage encoded)."""
-    from mmsent.data.prepare import clean_pairs
-
-    table = clean_pairs(params, "single").assign(id=lambda d: d["id"].astype(str)).set_index("id")
-    return list(table.loc[list(ids), "text"])
 
 
 if __name__ == "__main__":

@@ -111,15 +111,16 @@ def test_metrics(params: Params, members: list[str], bag: bool, seeds: list[int]
     if bag:
         runs = [load_folds(params, m, dataset) for m in members]
         probs = [np.mean([r["test"].mean(0) for r in runs], axis=0)]
-        frame = load_predictions(params, members[0], dataset)[seeds[0]]
-        if list(frame["id"].astype(str)) != list(runs[0]["test_ids"]):
-            raise ValueError("fold and seed predictions list different test pairs; rerun their stages")
+        test = load_parts(params, dataset)["test"]
+        if list(test["id"].astype(str)) != list(runs[0]["test_ids"]):
+            raise ValueError("the fold predictions list other test pairs than the prepared data; rerun their stages")
+        gold = test["label_id"].astype(int).to_numpy()
     else:
         preds = {m: load_predictions(params, m, dataset) for m in members}
         frame = preds[members[0]][seeds[0]]
         columns = [c for c in frame.columns if c.startswith("p_")]
         probs = [np.mean([preds[m][s][columns].to_numpy() for m in members], axis=0) for s in seeds]
-    gold = frame["gold"].map(LABEL2ID).to_numpy()
+        gold = frame["gold"].map(LABEL2ID).to_numpy()
     predicted = np.stack([p.argmax(1) for p in probs])
     out = aggregate([{"seed": i, **compute_metrics(gold, p)} for i, p in enumerate(predicted)])
     out["test_interval"] = bootstrap_interval(gold, predicted)
@@ -130,15 +131,15 @@ def lines(params: Params, decided: list[dict[str, Any]], single: str) -> list[st
     """The ablation report's section on ensembles."""
     if not decided:
         return []
-    seeds = protocol_config(params).final_seeds
-    base = fold_scores(params, [single], False)
+    cfg = protocol_config(params)
     refit = read_json(params.path(METRICS_DIR) / f"{single}_single.json")
+    base = np.array(refit["cv"]["per_fold"]["weighted_f1"][: cfg.folds])  # its repeat-0 fold models
     table = [{"ensemble": "the single configuration (CV: its fold models; test: its refits, mean of seeds)",
               "members": single, "CV wF1, repeat-0 folds": f"{base.mean():.2f}", "Δ vs kept (± SE)": "–",
               "kept (CV)": "yes",
               "test acc / wF1": f"{refit['accuracy']['mean']:.2f} / {refit['weighted_f1']['mean']:.2f}"}]
     for c in decided:
-        t = test_metrics(params, c["members"], c["bag"], seeds)
+        t = test_metrics(params, c["members"], c["bag"], cfg.final_seeds)
         table.append({"ensemble": c["name"], "members": ", ".join(c["members"]) + (" (fold models)" if c["bag"] else ""),
                       "CV wF1, repeat-0 folds": f"{c['scores'].mean():.2f}",
                       "Δ vs kept (± SE)": f"{c['verdict'].difference:+.2f} ± {c['verdict'].se:.2f}",

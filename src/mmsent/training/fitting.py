@@ -143,5 +143,5 @@ def run_fold(params: Params, spec: ModelSpec, dataset: str, config, data: dict[s
                         **checkpoint_meta(params, spec, dataset), fold=fold, history=history)
     return {"weighted_f1": 100 * best["dev_weighted_f1"], "accuracy": 100 * best["dev_acc"],
             "epoch": int(best["epoch"]), "history": history, "test_probs": probs,
-            "held_probs": predict_proba(model, fold_data["dev"])[0], "fold": fold,
+            "held_probs": predict_proba(model, fold_data["dev"])[0], "held": held, "fold": fold,
             "parameters": int(sum(p.numel() for p in model.parameters())), "seconds": time.perf_counter() - start}

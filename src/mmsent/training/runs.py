@@ -97,12 +97,10 @@ def save_fold_probs(params: Params, spec: ModelSpec, dataset: str, parts: dict[s
     once per repeat) and each fold model's test probabilities (fold models, test pairs, labels)."""
     cfg = protocol_config(params)
     ids = np.asarray(pool(parts)["id"].astype(str), dtype=str)  # not object arrays: loadable without pickle
-    masks = held_out(params, list(ids), dataset)
-    oof = np.full((len(masks) // cfg.folds, len(ids), folds[0]["held_probs"].shape[1]), np.nan, dtype=np.float32)
-    for f in folds:
-        oof[f["fold"] // cfg.folds, masks[f["fold"]]] = f["held_probs"]
+    oof = np.full((len(folds) // cfg.folds, len(ids), folds[0]["held_probs"].shape[1]), np.nan, dtype=np.float32)
+    for f in folds:  # each fold's own mask over the pool (the rows it held out)
+        oof[f["fold"] // cfg.folds, f["held"]] = f["held_probs"]
     path = params.path(PREDICTIONS_DIR) / spec.name / dataset / "folds.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, ids=ids, test_ids=np.asarray(parts["test"]["id"].astype(str), dtype=str), oof=oof,
