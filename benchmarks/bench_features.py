@@ -4,7 +4,7 @@ Run: python benchmarks/bench_features.py [--n-text 512] [--n-images 256] [--prof
 (``--profile full`` adds that profile's encoders: all-mpnet-base-v2, the MVSA-Multiple-adapted
 MiniLM, flip test-time-augmented EfficientNet; run `make mpnet` and `mmsent adapt --profile full` first)
 Writes the "Feature extraction" section of reports/benchmarks.md: each encoder timed with torch
-and with ONNX Runtime in the same run (VADER has one path), their ratio, and how far the two
+and with ONNX Runtime in the same run (VADER and USE have one path each), their ratio, and how far the two
 backends' features are apart.
 """
 
@@ -19,6 +19,9 @@ from mmsent.workflow.bench import update_section
 from mmsent.config import load_params
 from mmsent.data.mvsa import read_single
 from mmsent.features.encoders import get_encoder
+
+
+ONE_PATH = {"vader", "use"}  # a lexicon and a numpy network: no torch graph to export
 
 
 def main() -> None:
@@ -36,7 +39,7 @@ def main() -> None:
              for name in params.features.image_encoders]
     for name, items in jobs:
         timed, feats = {}, {}
-        for backend in ("torch", "onnx") if name != "vader" else ("torch",):
+        for backend in ("torch", "onnx") if name not in ONE_PATH else ("torch",):
             encoder = get_encoder(name, device=params.features.device, image_size=params.features.image_size,
                                   backend=backend)
             encoder.encode(items[: args.batch_size], batch_size=args.batch_size)  # warm-up (and ONNX export)

@@ -120,7 +120,8 @@ def test_training_beyond_loopback_needs_a_token(monkeypatch):
 
 
 def test_concurrent_requests_give_the_same_answers_as_sequential_ones(client):
-    """16 clients at once: the shared model state is never corrupted (results are bit-identical)."""
+    """16 clients at once: the shared model state is never corrupted. Requests that wait together
+    share a forward pass (mmsent.serving.coalesce), which moves probabilities by float noise only."""
     from concurrent.futures import ThreadPoolExecutor
 
     def ask(k: int) -> dict:
@@ -132,7 +133,9 @@ def test_concurrent_requests_give_the_same_answers_as_sequential_ones(client):
     sequential = [ask(k) for k in range(32)]
     with ThreadPoolExecutor(16) as pool:
         concurrent = list(pool.map(ask, range(32)))
-    assert concurrent == sequential
+    for got, alone in zip(concurrent, sequential):
+        assert max(got, key=got.get) == max(alone, key=alone.get)
+        assert got == pytest.approx(alone, abs=1e-5)
 
 
 def test_a_training_job_does_not_stall_prediction(client, monkeypatch):
@@ -174,3 +177,11 @@ def test_a_training_job_does_not_stall_prediction(client, monkeypatch):
         time.sleep(0.1)
     assert status["status"] == "failed" and "stopped by the test" in status["error"]
     assert client.post("/predict", data={"text": "the old model still serves"}).status_code == 200
+
+
+def test_the_server_caps_malloc_arenas_where_the_c_library_is_glibc():
+    import platform
+
+    from mmsent.serving.api import bound_malloc_arenas
+
+    assert bound_malloc_arenas() is (platform.libc_ver()[0] == "glibc")

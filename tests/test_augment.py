@@ -77,6 +77,33 @@ def test_every_training_set_has_the_augmented_rows_and_no_held_out_or_test_one(a
         assert dev is None and len(ids) == 2 * pool and not set(ids) & test_ids
 
 
+def test_as_views_the_translations_ride_beside_their_pairs_in_every_training_set(augmented, monkeypatch):
+    from mmsent.training.loop import VIEW, VIEW_OK
+
+    augmented.extra["models"]["viewed"] = dict(augmented.extra["models"]["augmented"], augment_as="view",
+                                               train={"view_contrastive_weight": 0.1})
+    parts = load_parts(augmented, "single")
+    seen = []
+    original = fitting.fit
+
+    def spy(model, train, dev, cfg, **kw):
+        seen.append((list(train.ids), {k: v.numpy().copy() for k, v in train.inputs.items()}, cfg))
+        return original(model, train, dev, cfg, **kw)
+
+    monkeypatch.setattr(fitting, "fit", spy)
+    run_model(augmented, model_specs(augmented)["viewed"])
+    pool = len(parts["train"]) + len(parts["dev"])
+    test_ids = set(parts["test"]["id"].astype(str))
+    for ids, inputs, cfg in seen:  # fold models and final models alike
+        assert len(ids) == len(set(ids)) <= pool and not set(ids) & test_ids  # no pair twice, no test pair
+        assert inputs[VIEW_OK].all() and (inputs[VIEW + "text"] == 7.0).all() and not (inputs["text"] == 7.0).all()
+        assert VIEW + "image" not in inputs and cfg.view_contrastive_weight == 0.1
+    assert len(seen[-1][0]) == pool
+    augmented.extra["models"]["bad_view"] = dict(augmented.extra["models"]["augmented"], augment_as="copies")
+    with pytest.raises(ValueError, match="pairs or view"):
+        model_specs(augmented)
+
+
 def test_the_lever_changes_the_model(augmented):
     from mmsent.training.loop import load_checkpoint
 

@@ -9,7 +9,7 @@ from conftest import REPO, write_params
 def test_repo_params_default_root_is_shared_mvsa():
     params = load_params(REPO / "params.yaml")
     assert params.data.root == (REPO / "../shared/data/mvsa").resolve()
-    assert params.features.text_encoders == ["minilm", "vader"] and params.features.ocr_encoders == ["minilm"]
+    assert params.features.text_encoders == ["minilm", "vader", "use"] and params.features.ocr_encoders == ["minilm"]
 
 
 def test_environment_overrides(tmp_path, monkeypatch):

@@ -111,3 +111,44 @@ def test_several_blocks_pooled_end_with_the_usual_image_features():
     usual = get_encoder("efficientnet_lite0", device="cpu", image_size=64).encode([img, img[::-1]])
     assert np.allclose(X[:, -1280:], usual, atol=1e-4)  # the head's features, after stages 4-7 pooled
     assert np.abs(X[:, :704]).sum(1).min() > 0 and not np.allclose(X[0, :704], X[1, :704])
+
+
+def test_lite0_stage_ends_are_read_off_the_network():
+    from mmsent.features.image_encoders import efficientnet_lite, stage_ends
+
+    assert stage_ends(efficientnet_lite("lite0")) == {7: 80, 10: 112, 14: 192, 15: 320}
+    assert stage_ends(efficientnet_lite("lite2")) == {10: 88, 14: 120, 19: 208, 20: 352}
+    with pytest.raises(ValueError, match="variant"):
+        efficientnet_lite("lite9")
+
+
+def _picture():
+    img = np.zeros((96, 96, 3), np.uint8)
+    img[:30] = 255
+    img[50:, 10:40] = (200, 40, 90)
+    return img
+
+
+@pytest.mark.parametrize("variant, size, stages_dim", [("lite1", 240, 1984), ("lite2", 260, 2048)])
+def test_larger_lites_are_other_networks_at_their_own_input_size(variant, size, stages_dim):
+    """The Lite1 / Lite2 levers: their own weights and input size (not Lite0's features under
+    another name), their several-blocks view ending with their pooled features."""
+    img = _picture()
+    lite0 = get_encoder("efficientnet_lite0", device="cpu").encode([img, img[::-1]])
+    pooled = get_encoder(f"efficientnet_{variant}", device="cpu", image_size=64)  # the params' size is Lite0's
+    stages = get_encoder(f"efficientnet_{variant}_stages", device="cpu")
+    assert pooled.image_size == stages.image_size == size and pooled.dim == 1280 and stages.dim == stages_dim
+    X, S = pooled.encode([img, img[::-1]]), stages.encode([img, img[::-1]])
+    assert S.shape == (2, stages_dim) and np.allclose(S[:, -1280:], X, atol=1e-4)
+    assert not np.allclose(X, lite0, atol=1e-2)  # another network's features
+    assert stages.name == f"efficientnet_{variant}_stages"
+
+
+def test_the_universal_sentence_encoder_gives_unit_vectors_of_its_own():
+    use = get_encoder("use")
+    texts = ["what a lovely day", "this is the worst service ever", "what a lovely day"]
+    X = use.encode(texts, batch_size=2)
+    assert X.shape == (3, 512) and use.dim == 512 and use.modality == "text" and X.dtype == np.float32
+    assert np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-4)
+    assert np.allclose(X[0], X[2], atol=1e-6) and X[0] @ X[1] < 0.9  # the same text twice, two different texts
+    assert use.encode([]).shape == (0, 512)

@@ -225,7 +225,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = Mod
     """Start the REST API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from mmsent.serving.api import create_app, is_loopback
+    from mmsent.serving.api import bound_malloc_arenas, create_app, is_loopback
+
+    bound_malloc_arenas()
 
     uvicorn.run(create_app(model_path=model, params_path=params, image_dir=image_dir, train_token=train_token,
                            loopback_only=is_loopback(host)), host=host, port=port)

@@ -17,3 +17,11 @@ def bar(iterable: Iterable | None = None, enabled: bool = True, **kwargs: Any) -
 def on_terminal(enabled: bool) -> bool:
     """For libraries with a yes/no switch (sentence-transformers' ``show_progress_bar``)."""
     return bool(enabled) and sys.stderr.isatty()
+
+
+def quiet_model_loading() -> None:
+    """transformers draws a "Loading weights" bar for every model it loads: off unless on a terminal."""
+    if not sys.stderr.isatty():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()

@@ -181,10 +181,11 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
             tasks.append((run_as, str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0,
                           cfg.backend))
             owner.append(job)
-    if any(backend_for(cfg.backend, m) != "torch" for m in ("text", "image")):  # export each ONNX model here,
-        # once, before the workers read the cache
-        for name in sorted({t[0] for t in tasks}):
-            get_encoder(name, device=str(device), image_size=cfg.image_size, backend=cfg.backend)
+    # export each ONNX model here, once, before the workers read the cache (encoders on torch need nothing)
+    on_onnx = {t[0] for t, job in zip(tasks, owner)
+               if backend_for(cfg.backend, "image" if job[2] == "image" else "text") != "torch"}
+    for name in sorted(on_onnx):
+        get_encoder(name, device=str(device), image_size=cfg.image_size, backend=cfg.backend)
     done = run_jobs(encode_share, tasks, workers)
     spent = dict.fromkeys(jobs, 0.0)  # CPU seconds (one thread) each job's shares took
     for job, (_, _, seconds) in zip(owner, done):

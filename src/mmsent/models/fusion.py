@@ -17,7 +17,8 @@ Missing modalities: the batch may carry ``text_mask`` / ``image_mask`` (1 = pres
 a model has seen the missing case before it meets it at prediction time.
 
 Attention fusion also takes further inputs (``extra_dims``): VADER lexicon scores of the
-tweet (``lexicon``) and the text found inside the image by OCR (``ocr``), each with its own
+tweet (``lexicon``), a second text encoder's vector of the tweet (``text2``, e.g. USE) and the
+text found inside the image by OCR (``ocr``), each with its own
 mask (no text in the image: masked out of the softmax). ``SOURCES`` says what each reads.
 """
 
@@ -32,7 +33,8 @@ from mmsent.models.heads import mlp
 
 MODALITIES = ("text", "image")
 # model input → the part of a pair it is computed from (the Pipeline encodes it from there)
-SOURCES = {"text": "text", "image": "image", "lexicon": "text", "ocr": "ocr", "tokens": "text", "regions": "image"}
+SOURCES = {"text": "text", "image": "image", "lexicon": "text", "text2": "text", "ocr": "ocr", "tokens": "text",
+           "regions": "image"}
 SEQUENCE_INPUTS = ("tokens", "regions")  # (positions, dim) per pair: read by cross-modal attention only
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -29,8 +30,11 @@ from mmsent.features.base import item_shape
 from mmsent.features.encoders import get_encoder
 from mmsent.models.fusion import MODALITIES, SOURCES
 from mmsent.models.registry import input_width
+from mmsent.serving.coalesce import Coalescer
 from mmsent.serving.prepared import InputError, MAX_TEXT_CHARS, Prepared
 from mmsent.training.loop import load_checkpoint
+
+MAX_BATCH_ENV = "MMSENT_MAX_BATCH"  # pairs of concurrent calls one forward pass may merge
 
 
 def default_model_path() -> Path:
@@ -63,8 +67,10 @@ class Pipeline:
         self._encoders: dict[str, Any] = {}
         self._lock = threading.Lock()
         # one forward pass at a time: Hugging Face fast tokenizers are not safe to share between
-        # threads, and torch already uses every core for one pass. Decoding stays parallel.
-        self._infer_lock = threading.Lock()
+        # threads, and torch already uses every core for one pass. Decoding stays parallel, and
+        # the pairs of concurrent callers (a server's requests) that wait meanwhile share the next pass.
+        # (MMSENT_MAX_BATCH=1: one pass per call, as benchmarks/bench_load.py compares)
+        self._merged = Coalescer(self._forward, max_batch=int(os.environ.get(MAX_BATCH_ENV, "32")))
 
     # ------------------------------------------------------------------ loading
 
@@ -124,8 +130,7 @@ class Pipeline:
         return Prepared(normalised, pil if self.reads("image") else None, text, ocr)
 
     def forward(self, items: Sequence[Prepared]) -> dict[str, np.ndarray]:
-        with self._infer_lock:
-            return self._forward(items)
+        return self._merged(items)
 
     @torch.inference_mode()
     def _forward(self, items: Sequence[Prepared]) -> dict[str, np.ndarray]:

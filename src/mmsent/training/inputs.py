@@ -18,7 +18,7 @@ from mmsent.data.mvsa import load_parts
 from mmsent.data.text import tokenize
 from mmsent.features.cache import cache_name, load_features
 from mmsent.models import make_config
-from mmsent.models.fusion import SEQUENCE_INPUTS
+from mmsent.models.fusion import SEQUENCE_INPUTS, SOURCES
 from mmsent.models.lstm import build_vocab, encode_tokens
 from mmsent.models.registry import FEATURE_FAMILIES
 from mmsent.parallel import run_jobs, share_bounds
@@ -50,8 +50,6 @@ def feature_data(params: Params, spec: ModelSpec, dataset: str,
 def augment_data(params: Params, spec: ModelSpec, dataset: str, train: TensorData) -> tuple[TensorData, np.ndarray]:
     """``train``'s rows again with every text-derived input (tweet vector, lexicon scores, ...) read
     from the augmentation's cache instead, and which rows have an augmented text (test pairs never do)."""
-    from mmsent.models.fusion import SOURCES
-
     inputs, ok = dict(train.inputs), np.ones(len(train), bool)
     for modality, encoder in spec.inputs.items():
         if SOURCES.get(modality) != "text":
@@ -156,6 +154,8 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
         if spec.family not in FEATURE_FAMILIES or spec.distill:
             raise ValueError(f"models.{spec.name}: augment works for heads on cached features without distill")
         data["augment"], data["augment_ok"] = augment_data(params, spec, dataset, data["train"])
+        data["augment_as"] = spec.augment_as
+        data["augment_keys"] = [m for m in spec.inputs if SOURCES.get(m) == "text"]  # what augment_data replaced
     if spec.distill:
         from mmsent.training.distill import soft_targets
 

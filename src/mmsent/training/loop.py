@@ -29,7 +29,7 @@ from mmsent.data.labels import ID2LABEL
 from mmsent.device import pick_device, seed_everything
 from mmsent.io import atomic_path
 from mmsent.progress import bar
-from mmsent.training.losses import supervised_contrastive
+from mmsent.training.losses import supervised_contrastive, view_contrastive
 from mmsent.version import __version__
 
 
@@ -48,6 +48,9 @@ class TrainConfig:
     # > 0: also the supervised contrastive loss on the model's fused representation (mmsent.training.losses)
     contrastive_weight: float = 0.0
     contrastive_temperature: float = 0.1
+    # > 0: also the view-contrastive loss between each training pair and its augmented view (the model's
+    # ``augment_as: view``; CLMLF's data-based half), at contrastive_temperature
+    view_contrastive_weight: float = 0.0
     # a final model: train exactly this many epochs of the ``epochs``-long schedule, no dev, last weights kept
     # (the count cross-validation chose; the schedule is the one the fold models followed)
     stop_after: int | None = None
@@ -59,8 +62,9 @@ class TrainConfig:
             raise ValueError(f"train.scheduler must be plateau, cosine or none, not {self.scheduler!r}")
         if self.soft_weight < 0:
             raise ValueError("train.soft_weight must be >= 0")
-        if self.contrastive_weight < 0 or self.contrastive_temperature <= 0:
-            raise ValueError("train.contrastive_weight must be >= 0 and train.contrastive_temperature > 0")
+        if self.contrastive_weight < 0 or self.view_contrastive_weight < 0 or self.contrastive_temperature <= 0:
+            raise ValueError("train.contrastive_weight and train.view_contrastive_weight must be >= 0 and "
+                             "train.contrastive_temperature > 0")
         if self.stop_after is not None and not 1 <= self.stop_after <= self.epochs:
             raise ValueError(f"train.stop_after must be within 1..epochs ({self.epochs}), not {self.stop_after}")
         if self.stop_after is not None and self.scheduler == "plateau":
@@ -69,6 +73,8 @@ class TrainConfig:
 
 
 SOFT_LABEL = "soft_label"  # a train input: per-pair target probabilities (self-distillation)
+VIEW = "view:"  # train inputs ``view:<input>``: that input of the pair's augmented view; VIEW_OK: which pairs have one
+VIEW_OK = "view_ok"
 
 
 @dataclass
@@ -106,12 +112,29 @@ class TensorData:
 
 
 def with_augment(data: dict[str, TensorData], rows: np.ndarray | None = None) -> TensorData:
-    """The training rows (``rows`` of ``data["train"]``, default all) and their augmented copies."""
+    """The training rows (``rows`` of ``data["train"]``, default all) and their augmented copies:
+    appended as further pairs, or (``data["augment_as"] == "view"``) carried beside each pair as
+    ``view:<input>`` inputs with a ``view_ok`` mask, for the view-contrastive loss."""
     rows = np.ones(len(data["train"]), bool) if rows is None else rows
     train = data["train"].subset(rows) if not rows.all() else data["train"]
     if "augment" not in data:
         return train
-    return TensorData.concat([train, data["augment"].subset(rows & data["augment_ok"])])
+    augment = data["augment"].subset(rows)
+    if data.get("augment_as", "pairs") == "pairs":
+        return TensorData.concat([train, augment.subset(data["augment_ok"][rows])])
+    views = {VIEW + k: augment.inputs[k] for k in data["augment_keys"]}
+    views[VIEW_OK] = torch.from_numpy(data["augment_ok"][rows])
+    return TensorData({**train.inputs, **views}, train.labels, train.ids, dict(train.facts))
+
+
+def split_views(inputs: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict | None, torch.Tensor | None]:
+    """``inputs`` less their ``view:`` entries; the batch's augmented view (of the pairs that have
+    one, every other input as it is) and which pairs those are, or None twice when none has one."""
+    ok = inputs.pop(VIEW_OK, None)
+    views = {k.removeprefix(VIEW): inputs.pop(k) for k in [k for k in inputs if k.startswith(VIEW)]}
+    if ok is None or not ok.any():
+        return inputs, None, None
+    return inputs, {k: (views[k] if k in views else v)[ok] for k, v in inputs.items()}, ok
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -212,6 +235,9 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainC
             first = state["epoch"] + 1
     if cfg.soft_weight > 0 and SOFT_LABEL not in train.inputs:
         raise ValueError(f"train.soft_weight is {cfg.soft_weight} but the train split has no {SOFT_LABEL!r} input")
+    if cfg.view_contrastive_weight > 0 and VIEW_OK not in train.inputs:
+        raise ValueError("train.view_contrastive_weight is set but the train split carries no augmented views "
+                         "(the model needs augment: <name> and augment_as: view)")
     if dev is None and cfg.stop_after is None:
         raise ValueError("fit needs a dev split for early stopping unless train.stop_after fixes the epoch count")
     last = cfg.stop_after or cfg.epochs
@@ -226,16 +252,20 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainC
                 continue
             optimizer.zero_grad(set_to_none=True)
             soft = inputs.pop(SOFT_LABEL, None)  # the model never reads it
+            inputs, view, has_view = split_views(inputs)
             out = model(_to(inputs, device))
             loss = loss_fn(out["logits"], labels.to(device)) + out.get("aux_loss", 0.0)
             if cfg.soft_weight > 0:
                 loss = loss + cfg.soft_weight * -(soft.to(device) * torch.log_softmax(out["logits"], -1)).sum(-1).mean()
+            if (cfg.contrastive_weight > 0 or cfg.view_contrastive_weight > 0) and "fused" not in out:
+                raise ValueError(f"a contrastive weight is set but {type(model).__name__} returns no fused "
+                                 "representation (attention fusion does)")
             if cfg.contrastive_weight > 0:
-                if "fused" not in out:
-                    raise ValueError(f"train.contrastive_weight is set but {type(model).__name__} returns no fused "
-                                     "representation (attention fusion does)")
                 loss = loss + cfg.contrastive_weight * supervised_contrastive(
                     out["fused"], labels.to(device), cfg.contrastive_temperature)
+            if cfg.view_contrastive_weight > 0 and view is not None:
+                loss = loss + cfg.view_contrastive_weight * view_contrastive(
+                    out["fused"][has_view.to(device)], model(_to(view, device))["fused"], cfg.contrastive_temperature)
             loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -21,3 +21,14 @@ def supervised_contrastive(embeddings: torch.Tensor, labels: torch.Tensor, tempe
         return embeddings.sum() * 0.0  # no positive pair: nothing to pull together (keeps the graph)
     mean_log_prob = log_prob.masked_fill(~positives, 0.0).sum(1)[has] / counts[has]
     return -mean_log_prob.mean()
+
+
+def view_contrastive(embeddings: torch.Tensor, views: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """View-contrastive loss (InfoNCE both ways; CLMLF's data-based half): each pair's normalised
+    fused representation is pulled towards that of its own augmented view (row ``i`` of ``views``)
+    and pushed from the other pairs' views in the batch."""
+    a = torch.nn.functional.normalize(embeddings.float(), dim=-1)
+    b = torch.nn.functional.normalize(views.float(), dim=-1)
+    logits = a @ b.T / temperature
+    target = torch.arange(len(a), device=a.device)
+    return (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)) / 2

@@ -33,6 +33,13 @@ class ModelSpec:
     pretrain: dict[str, Any] | None = None  # text branch pre-trained on MVSA-Multiple first (mmsent.training.pretrain)
     distill: dict[str, Any] | None = None  # trained on its own out-of-fold predictions too (mmsent.training.distill)
     augment: str | None = None  # features.augmentations.<name>: training pairs again with that text of the tweet
+    # how the augmented texts are used: "pairs" — further training pairs (same label and image);
+    # "view" — a second view of each training pair for train.view_contrastive_weight, never a pair of its own
+    augment_as: str = "pairs"
+
+    def __post_init__(self) -> None:
+        if self.augment_as not in ("pairs", "view"):
+            raise ValueError(f"models.{self.name}.augment_as must be pairs or view, not {self.augment_as!r}")
 
     @property
     def modalities(self) -> str:

@@ -33,8 +33,12 @@ def machine() -> str:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        # code or configuration edited since that commit: the numbers are not that commit's
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks", "params.yaml"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        return f"{commit} with uncommitted changes" if changed else commit
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
