@@ -38,7 +38,12 @@ def feature_seconds(summary: dict, spec) -> float:
             caches.add(f"{run_as}/single_aug-{spec.augment}")
         if modality == "text" and spec.pretrain:
             caches.add(f"{run_as}/multiple")
-    return sum(summary.get(c, {}).get("seconds", 0.0) for c in caches)
+    def pass_seconds(cache: str) -> float:  # the caches one pass wrote: its own and those cut from its columns
+        run_as, _, part = cache.partition("/")
+        return sum(s.get("seconds", 0.0) for key, s in summary.items()
+                   if key.partition("/")[2] == part and run_as in (key.partition("/")[0], s.get("columns_of")))
+
+    return sum(pass_seconds(c) for c in caches)
 
 
 def training_seconds(metrics: dict) -> float:
