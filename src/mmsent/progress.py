@@ -21,7 +21,7 @@ def on_terminal(enabled: bool) -> bool:
 
 def quiet_model_loading() -> None:
     """transformers draws a "Loading weights" bar for every model it loads: off unless on a terminal."""
-    if not sys.stderr.isatty():
+    if not on_terminal(True):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()

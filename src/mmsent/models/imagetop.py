@@ -45,9 +45,9 @@ class ImageTopFusion(nn.Module):
 
     def load_pretrained(self) -> None:
         """The head convolution and its batch norm from the ImageNet EfficientNet-Lite0."""
-        from mmsent.features.image_encoders import efficientnet_lite0
+        from mmsent.features.image_encoders import efficientnet_lite
 
-        net = efficientnet_lite0()
+        net = efficientnet_lite("lite0")
         self.top_conv.weight.data.copy_(net._conv_head.weight.detach().flatten(1))
         self.top_norm.load_state_dict(net._bn1.state_dict())
 

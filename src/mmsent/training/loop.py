@@ -251,10 +251,11 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainC
             if len(labels) < 2:  # batch norm cannot train on a single sample
                 continue
             optimizer.zero_grad(set_to_none=True)
+            labels = labels.to(device)
             soft = inputs.pop(SOFT_LABEL, None)  # the model never reads it
             inputs, view, has_view = split_views(inputs)
             out = model(_to(inputs, device))
-            loss = loss_fn(out["logits"], labels.to(device)) + out.get("aux_loss", 0.0)
+            loss = loss_fn(out["logits"], labels) + out.get("aux_loss", 0.0)
             if cfg.soft_weight > 0:
                 loss = loss + cfg.soft_weight * -(soft.to(device) * torch.log_softmax(out["logits"], -1)).sum(-1).mean()
             if (cfg.contrastive_weight > 0 or cfg.view_contrastive_weight > 0) and "fused" not in out:
@@ -262,7 +263,7 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainC
                                  "representation (attention fusion does)")
             if cfg.contrastive_weight > 0:
                 loss = loss + cfg.contrastive_weight * supervised_contrastive(
-                    out["fused"], labels.to(device), cfg.contrastive_temperature)
+                    out["fused"], labels, cfg.contrastive_temperature)
             if cfg.view_contrastive_weight > 0 and view is not None:
                 loss = loss + cfg.view_contrastive_weight * view_contrastive(
                     out["fused"][has_view.to(device)], model(_to(view, device))["fused"], cfg.contrastive_temperature)
