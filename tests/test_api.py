@@ -182,6 +182,6 @@ def test_a_training_job_does_not_stall_prediction(client, monkeypatch):
 def test_the_server_caps_malloc_arenas_where_the_c_library_is_glibc():
     import platform
 
-    from mmsent.serving.api import bound_malloc_arenas
+    from mmsent.serving.malloc import bound_malloc_arenas
 
     assert bound_malloc_arenas() is (platform.libc_ver()[0] == "glibc")

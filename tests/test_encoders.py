@@ -30,6 +30,15 @@ def test_hf_encoder_loads_a_local_model_and_mean_pools(tiny_bert):
     assert not np.allclose(X[1], X[2])
 
 
+def test_bf16_backend_runs_the_transformer_in_bfloat16_and_returns_float32(tiny_bert):
+    texts = ["what a good day", "bad", "good"]
+    full = get_encoder(f"hf:{tiny_bert}", device="cpu").encode(texts)
+    half = get_encoder(f"hf:{tiny_bert}", device="cpu", backend={"text": "torch-bf16"}).encode(texts)
+    assert half.dtype == np.float32 and half.shape == full.shape
+    assert np.abs(half - full).max() > 1e-5  # bf16 matmuls really ran (float's own noise is ~1e-7)
+    assert np.allclose(half, full, atol=0.05 * np.abs(full).max())
+
+
 def test_hf_encoder_pools_inner_layers_before_the_usual_vector(tiny_bert):
     from mmsent.features.text_encoders import TransformersTextEncoder
 

@@ -102,3 +102,17 @@ def test_int8_weights_are_a_checked_cache_entry_of_their_own_and_close_to_float(
     assert onnx_backend.quantized(float_enc.onnx.path).stat().st_mtime_ns == stamp  # built once
     int8_enc.onnx.path.write_bytes(b"broken")  # a corrupt file is built again, not loaded
     assert onnx_backend.quantized(float_enc.onnx.path).stat().st_size > 1000
+
+
+def test_bf16_sentence_vectors_are_close_to_float_but_not_float():
+    texts = ["what a lovely day", "the worst service I have had in years, never again", "meh"]
+    a = get_encoder("minilm", device="cpu", backend="torch").encode(texts)
+    enc = get_encoder("minilm", device="cpu", backend={"text": "torch-bf16", "image": "onnx"})
+    b = enc.encode(texts)
+    assert enc.onnx is None and b.dtype == np.float32
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.999 and np.abs(a - b).max() > 1e-5
+    with pytest.raises(ValueError, match="torch-bf16"):
+        check_backend("bf16")  # the error names the valid backends
+    with pytest.raises(ValueError, match="per modality"):
+        get_encoder("efficientnet_lite0", device="cpu", backend="torch-bf16")  # not silently float

@@ -225,7 +225,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = Mod
     """Start the REST API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from mmsent.serving.api import bound_malloc_arenas, create_app, is_loopback
+    from mmsent.serving.api import create_app, is_loopback
+    from mmsent.serving.malloc import bound_malloc_arenas
 
     bound_malloc_arenas()
 
@@ -236,8 +237,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = Mod
 @app.command()
 def ui(host: str = "127.0.0.1", port: int = 7860, model: Optional[Path] = ModelOpt) -> None:
     """Start the web UI."""
+    from mmsent.serving.malloc import bound_malloc_arenas
     from mmsent.serving.ui import build_ui
 
+    bound_malloc_arenas()  # gradio answers each request on a thread of its own, like the API
     build_ui(_pipeline(model)).launch(server_name=host, server_port=port)
 
 

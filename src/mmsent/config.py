@@ -55,8 +55,10 @@ class TextConfig:
             raise ValueError("text.max_elongation must be >= 1")
 
 
-BACKENDS = ("torch", "onnx", "onnx-int8")  # how the frozen encoders run (mmsent.features.onnx); onnx-int8:
-# weights dynamically quantised to int8 (measured in reports/benchmarks.md; not a default)
+BACKENDS = ("torch", "onnx", "onnx-int8", "torch-bf16")  # how the frozen encoders run (mmsent.features.onnx);
+# onnx-int8: weights dynamically quantised to int8; torch-bf16: transformer text encoders under bfloat16
+# autocast, several times faster only on CPUs with bf16 instructions (AMX, AVX512-BF16), and their vectors
+# differ between instruction sets by about as much as from float's. Neither is a default (reports/benchmarks.md)
 
 
 def check_backend(backend: str) -> str:
@@ -72,8 +74,13 @@ def backend_for(backend: str | dict, modality: str) -> str:
         unknown = set(backend) - {"text", "image"}
         if unknown:
             raise ValueError(f"encoder backends are set per modality (text, image), not {sorted(unknown)}")
-        return check_backend(str(backend.get(modality, "torch")))
-    return check_backend(str(backend))
+        chosen = check_backend(str(backend.get(modality, "torch")))
+    else:
+        chosen = check_backend(str(backend))
+    if chosen == "torch-bf16" and modality == "image":  # measured slower than ONNX Runtime's float for them
+        raise ValueError("torch-bf16 is for the text encoders; set it per modality, e.g. "
+                         "{text: torch-bf16, image: onnx}")
+    return chosen
 
 
 @dataclass

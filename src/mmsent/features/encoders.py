@@ -27,7 +27,8 @@ Built in (all offline, weights shipped by registry packages):
 
 ``backend="onnx"`` (``features.backend``: one for all, or one per modality) runs ``minilm``, ``st:``
 encoders and every EfficientNet view on the CPU through ONNX Runtime (:mod:`mmsent.features.onnx`);
-the torch path stays for GPUs.
+the torch path stays for GPUs. ``torch-bf16`` runs the transformer text encoders (``minilm``,
+``st:``, ``hf:``) under bfloat16 autocast: an option for CPUs with bf16 instructions, not a default.
 
 Pluggable by name, for the source system's encoders or any other:
 
@@ -66,8 +67,8 @@ _BUILTIN: dict[str, Callable[..., Encoder]] = {
     "vader": lambda device="auto", **_: VaderEncoder(device),
     "use": lambda device="auto", **_: UniversalSentenceEncoder(device),
     # MiniLM's layers 2 and 4 mean-pooled before its usual (normalised) sentence vector (1152-d; full profile)
-    "minilm_layers": lambda device="auto", **_: TransformersTextEncoder(
-        str(minilm_path()), device, normalize=True, layers=(2, 4), name="minilm_layers"),
+    "minilm_layers": lambda device="auto", backend="torch", **_: TransformersTextEncoder(
+        str(minilm_path()), device, normalize=True, layers=(2, 4), name="minilm_layers", backend=backend),
     # token and region vectors for cross-modal attention (full profile)
     "minilm_tokens": lambda device="auto", **_: TokenEncoder(minilm_path(), "minilm_tokens", device),
     "efficientnet_lite0_regions": _lite(view="regions"),
@@ -99,13 +100,13 @@ def computed_by(name: str, configured) -> tuple[str, slice]:
 
 
 def get_encoder(name: str, device: str = "auto", backend: str | dict = "torch", **kwargs) -> Encoder:
-    """Build an encoder by registry name (see the module docstring); ``backend``: torch or onnx,
-    or a mapping of modality (text, image) to one of them."""
+    """Build an encoder by registry name (see the module docstring); ``backend``: one of
+    ``config.BACKENDS``, or a mapping of modality (text, image) to one of them."""
     if name in _BUILTIN:
         return _BUILTIN[name](device=device, backend=backend, **kwargs)
     prefix, _, arg = name.partition(":")
     if prefix == "hf" and arg:
-        return TransformersTextEncoder(arg, device=device)
+        return TransformersTextEncoder(arg, device=device, backend=backend)
     if prefix == "st" and arg:
         return SentenceTransformerEncoder(arg, name, device, backend)
     if prefix == "torchvision" and arg:

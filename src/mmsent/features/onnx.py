@@ -1,7 +1,8 @@
 """ONNX Runtime for the frozen encoders: exported once from the package weights, cached, checked.
 
-On 2 CPU cores ONNX Runtime runs EfficientNet-Lite0 several times faster than torch eager and
-MiniLM about 1.5x (``reports/benchmarks.md``), with features equal to ~1e-5. An encoder built
+On 2 CPU cores ONNX Runtime runs EfficientNet-Lite0 several times faster than torch eager, and
+MiniLM at 1.5x on an AMD EPYC but 0.85-0.9x on the Intel Xeons here (``reports/benchmarks.md``),
+with features equal to ~1e-5. An encoder built
 with ``backend="onnx"`` (``features.backend`` for the features stage; a checkpoint remembers the
 backend its features came from, so the ``Pipeline`` uses the same one) exports its torch forward
 on first use (``torch.onnx.export``, opset 17, a dynamic batch axis) into a cache keyed by the

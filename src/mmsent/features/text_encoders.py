@@ -10,8 +10,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mmsent.features.base import Encoder, encoder_dirname, uses_int8, uses_onnx
+from mmsent.features.base import Encoder, encoder_dirname, uses_bf16, uses_int8, uses_onnx
 from mmsent.progress import bar, on_terminal, quiet_model_loading
+
+
+def precision(device: torch.device, bf16: bool):
+    """bfloat16 autocast for ``torch-bf16`` (matmuls in bf16, norms and softmax in float), else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -30,8 +35,10 @@ class TransformersTextEncoder(Encoder):
     modality = "text"
 
     def __init__(self, name_or_path: str, device: str = "auto", max_length: int = 128,
-                 normalize: bool = False, layers: tuple[int, ...] = (), name: str | None = None) -> None:
+                 normalize: bool = False, layers: tuple[int, ...] = (), name: str | None = None,
+                 backend: str | dict = "torch") -> None:
         super().__init__(device)
+        self.bf16 = uses_bf16(backend, self.modality)
         from transformers import AutoModel, AutoTokenizer
 
         quiet_model_loading()
@@ -61,11 +68,12 @@ class TransformersTextEncoder(Encoder):
             batch = self.tokenizer(list(items[start:start + batch_size]), padding=True,
                                    truncation=True, max_length=self.max_length, return_tensors="pt")
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            output = self.model(**batch, output_hidden_states=bool(self.layers))
-            pooled = mean_pool(output.last_hidden_state, batch["attention_mask"])
+            with precision(self.device, self.bf16):
+                output = self.model(**batch, output_hidden_states=bool(self.layers))
+            pooled = mean_pool(output.last_hidden_state.float(), batch["attention_mask"])
             if self.normalize:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            inner = [mean_pool(output.hidden_states[k], batch["attention_mask"]) for k in self.layers]
+            inner = [mean_pool(output.hidden_states[k].float(), batch["attention_mask"]) for k in self.layers]
             out.append(torch.cat(inner + [pooled], dim=1).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
@@ -82,7 +90,7 @@ class SentenceTransformerEncoder(Encoder):
         self.name = name
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
-        self.onnx = None
+        self.onnx, self.bf16 = None, uses_bf16(backend, self.modality)
         if uses_onnx(backend, self.modality, self.device) and type(self) is SentenceTransformerEncoder:
             from mmsent.features.onnx import OnnxSentenceEncoder
 
@@ -91,8 +99,9 @@ class SentenceTransformerEncoder(Encoder):
     def encode(self, items: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if self.onnx is not None:
             return self.onnx.encode(items, batch_size)
-        return self.model.encode(list(items), batch_size=batch_size, show_progress_bar=on_terminal(progress),
-                                 convert_to_numpy=True).astype(np.float32)
+        with precision(self.device, self.bf16):
+            return self.model.encode(list(items), batch_size=batch_size, show_progress_bar=on_terminal(progress),
+                                     convert_to_numpy=True).astype(np.float32)
 
 
 class TokenEncoder(SentenceTransformerEncoder):
