@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmsent.config import Params, backend_for
+from mmsent.config import Params
 from mmsent.data.prepare import clean_pairs
 from mmsent.data.text import normalize_tweet
 from mmsent.device import pick_device
-from mmsent.features.base import encoder_dirname, item_shape
+from mmsent.features.base import encoder_dirname, item_shape, uses_onnx
 from mmsent.features.encoders import computed_by, get_encoder
 from mmsent.io import load_arrays, read_json, save_arrays, write_json
 from mmsent.models.fusion import SOURCES
@@ -180,9 +180,10 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
             tasks.append((run_as, str(device), cfg.image_size, new[a:b], cfg.batch_size, progress and a == 0,
                           cfg.backend))
             owner.append(job)
-    # export each ONNX model here, once, before the workers read the cache (encoders on torch need nothing)
+    # export each ONNX model here, once, before the workers read the cache (torch encoders, and every
+    # encoder on a GPU, need nothing: building them here would only load their weights twice)
     on_onnx = {t[0] for t, job in zip(tasks, owner)
-               if backend_for(cfg.backend, "image" if job[2] == "image" else "text") != "torch"}
+               if uses_onnx(cfg.backend, "image" if job[2] == "image" else "text", device)}
     for name in sorted(on_onnx):
         get_encoder(name, device=str(device), image_size=cfg.image_size, backend=cfg.backend)
     done = run_jobs(encode_share, tasks, workers)
