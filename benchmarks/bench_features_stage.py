@@ -6,8 +6,8 @@ times: the encoders the stage had when the speed issue was filed (MiniLM + VADER
 MVSA-Multiple, EfficientNet-Lite0 on MVSA-Single) on the torch path, on the configured backends
 and with MiniLM in bf16 (``torch-bf16``, an option), then today's default configuration (the
 ablation's further encoders, text variants, the back-translations, the text inside the images) on
-the configured backends. Nothing under data/ is
-written. Writes the "Features stage" section of reports/benchmarks.md.
+the configured backends. Nothing under data/ is written. Writes the "Features stage" section of
+reports/benchmarks.md.
 """
 
 import dataclasses

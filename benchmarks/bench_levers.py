@@ -38,12 +38,14 @@ def feature_seconds(summary: dict, spec) -> float:
             caches.add(f"{run_as}/single_aug-{spec.augment}")
         if modality == "text" and spec.pretrain:
             caches.add(f"{run_as}/multiple")
-    def pass_seconds(cache: str) -> float:  # the caches one pass wrote: its own and those cut from its columns
-        run_as, _, part = cache.partition("/")
-        return sum(s.get("seconds", 0.0) for key, s in summary.items()
-                   if key.partition("/")[2] == part and run_as in (key.partition("/")[0], s.get("columns_of")))
+    return sum(pass_seconds(summary, c) for c in caches)
 
-    return sum(pass_seconds(c) for c in caches)
+
+def pass_seconds(summary: dict, cache: str) -> float:
+    """CPU seconds of the pass that wrote ``cache``: its own and those of the caches cut from its columns."""
+    run_as, _, part = cache.partition("/")
+    return sum(s.get("seconds", 0.0) for key, s in summary.items()
+               if key.partition("/")[2] == part and run_as in (key.partition("/")[0], s.get("columns_of")))
 
 
 def training_seconds(metrics: dict) -> float:
@@ -81,6 +83,7 @@ def main() -> None:
             + table.round(1).to_markdown(index=False))
     out = update_section(params.path("reports/benchmarks.md"), "Lever cost", body, "python " + " ".join(sys.argv))
     print(body, f"\nwritten to {out}")
+
 
 if __name__ == "__main__":
     main()
