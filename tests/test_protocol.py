@@ -117,3 +117,41 @@ def test_no_fold_model_trains_or_stops_on_a_test_pair(project, monkeypatch):  # 
     assert len(fits) == 2 + 2  # two fold models, two final seeds
     assert all(not (train | (dev or set())) & test_ids for train, dev in fits)
     assert all(dev is None for _, dev in fits[2:])  # final models: no dev, so nothing is chosen on one
+
+
+def test_the_held_out_fold_chooses_nothing_for_its_fold_model(project, monkeypatch):  # noqa: F811
+    """A fold model trains and early-stops on its own training part only: the pairs that score it
+    never reach training or the epoch choice, and its score is its held-out fold at that epoch."""
+    fits = []
+    original = fitting.fit
+
+    def spy(model, train, dev, cfg, **kw):
+        watch = kw.get("watch")
+        fits.append((set(train.ids), set(dev.ids) if dev is not None else None,
+                     set(watch.ids) if watch is not None else None))
+        return original(model, train, dev, cfg, **kw)
+
+    monkeypatch.setattr(fitting, "fit", spy)
+    out = run_model(project, model_specs(project)["attention_fusion"])["single"]
+    folds = [f for f in fits if f[2] is not None]
+    assert len(folds) == 2
+    for train, stop, held in folds:
+        assert held and stop and not (held & (train | stop)) and not (train & stop)
+    history = pd.read_csv(project.path("metrics/history/attention_fusion_single.csv"))
+    for j, score in enumerate(out["cv"]["per_fold"]["weighted_f1"]):
+        curve = history[history["fold"] == j]
+        chosen = curve.loc[curve["dev_weighted_f1"].idxmax()]  # the inner split's best epoch
+        assert score == pytest.approx(100 * chosen["held_weighted_f1"])
+        assert out["cv"]["per_fold"]["epoch"][j] == chosen["epoch"]
+    # the earlier estimator (each fold scored at its own best epoch) is recorded, never lower
+    assert out["cv"]["selected_on_held"]["weighted_f1"]["mean"] >= out["cv"]["weighted_f1"]["mean"]
+
+
+def test_inner_split_is_stratified_inside_the_training_part():
+    labels = np.array([0, 1, 2] * 40)
+    rows = np.arange(120) % 5 != 0
+    stop = fitting.inner_split(labels, rows, 0.25, seed=3)
+    assert not (stop & ~rows).any()
+    assert stop.sum() == round(0.25 * rows.sum())
+    assert sorted(np.bincount(labels[stop])) == [8, 8, 8]
+    assert (stop == fitting.inner_split(labels, rows, 0.25, seed=3)).all()

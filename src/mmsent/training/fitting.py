@@ -1,5 +1,6 @@
 """One model trained: a final seed (reads test once, writes its checkpoint and predictions) or a
-fold model (early-stopped on the fold it holds out); how many run side by side."""
+fold model (early-stopped on an inner split of its own training part, scored on the fold it holds
+out); how many run side by side."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from mmsent.config import Params
 from mmsent.device import pick_device, seed_everything
@@ -20,13 +22,14 @@ from mmsent.models import build_model
 from mmsent.models.baselines import BASELINES
 from mmsent.parallel import resolve_workers
 from mmsent.paths import METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR
+from mmsent.training.protocol import protocol_config
 from mmsent.training.loop import TensorData, fit, predict_proba, save_checkpoint, with_augment
 from mmsent.training.specs import ModelSpec, train_config
 
 
 def train_once(params: Params, spec: ModelSpec, config, data: dict[str, TensorData], seed: int,
                train_overrides: dict[str, Any] | None = None, on_epoch=None, resume: Path | None = None,
-               dataset: str | None = None):
+               dataset: str | None = None, watch: TensorData | None = None):
     """Build (seeded), initialise and fit one model; returns ``(model, history)``.
 
     ``resume``: a per-epoch resume file (see :func:`mmsent.training.loop.fit`) so a killed run continues."""
@@ -45,7 +48,7 @@ def train_once(params: Params, spec: ModelSpec, config, data: dict[str, TensorDa
     cfg = train_config(params, spec, dataset)
     if train_overrides:
         cfg = dataclasses.replace(cfg, **train_overrides)
-    history = fit(model, data["train"], data["dev"], cfg, seed=seed, on_epoch=on_epoch, resume=resume)
+    history = fit(model, data["train"], data["dev"], cfg, seed=seed, on_epoch=on_epoch, resume=resume, watch=watch)
     return model, history
 
 
@@ -125,23 +128,46 @@ def job_workers(params: Params, specs: list[ModelSpec], jobs: int) -> int:
     return min(train_workers(params, jobs, train_config(params, s).device) for s in neural)
 
 
+def inner_split(labels: np.ndarray, rows: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A stratified ``fraction`` of the boolean mask ``rows`` (a fold model's training part): the
+    pairs that stop it early, so the fold it holds out chooses nothing for it."""
+    index = np.flatnonzero(rows)
+    try:
+        _, stop = train_test_split(index, test_size=fraction, stratify=labels[index], random_state=seed)
+    except ValueError:  # a class too rare to stratify (tiny data sets only)
+        _, stop = train_test_split(index, test_size=fraction, random_state=seed)
+    mask = np.zeros(len(labels), bool)
+    mask[stop] = True
+    return mask
+
+
 def run_fold(params: Params, spec: ModelSpec, dataset: str, config, data: dict[str, TensorData],
              held: np.ndarray, seed: int, overrides: dict[str, Any] | None = None,
              save: bool = False) -> dict[str, Any]:
-    """One fold model (fold number ``seed``): trains on the pool less ``held``, early-stops on
-    ``held``; its best epoch's held-out scores (%) and probabilities and, when ``data`` has a test
-    part, its test probabilities. ``save``: write it as ``fold<j>.pt`` beside the final models."""
+    """One fold model (fold number ``seed``): trains on the pool less ``held`` less an inner
+    stratified split (``protocol.inner_fraction`` of the rest), which picks its epoch; then its
+    scores (%) and probabilities on ``held``, untouched by any choice, and, when ``data`` has a test
+    part, its test probabilities. ``save``: write it as ``fold<j>.pt`` beside the final models.
+
+    ``held`` is also scored after every epoch, for the record only: ``selected_on_held`` is what the
+    earlier estimator reported (the best of those epochs), so the two can be compared."""
     fold = seed
     start = time.perf_counter()
-    fold_data = {**data, "train": with_augment(data, ~held), "dev": data["train"].subset(held)}
-    model, history = train_once(params, spec, config, fold_data, seed, train_overrides=overrides, dataset=dataset)
-    best = max(history, key=lambda h: h["dev_weighted_f1"])  # the first of equal scores
+    stop = inner_split(data["train"].labels.numpy(), ~held, protocol_config(params).inner_fraction, fold)
+    fold_data = {**data, "train": with_augment(data, ~held & ~stop), "dev": data["train"].subset(stop)}
+    held_data = data["train"].subset(held)
+    model, history = train_once(params, spec, config, fold_data, seed, train_overrides=overrides, dataset=dataset,
+                                watch=held_data)
+    best = max(history, key=lambda h: h["dev_weighted_f1"])  # the first of equal scores; its weights are kept
+    peeked = max(history, key=lambda h: h["held_weighted_f1"])
     test = data.get("test")
     probs = predict_proba(model, test)[0] if test is not None and len(test) else None
     if save:  # the fold models are what a bagged ensemble ships (mmsent.evaluation.ensemble)
         save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"fold{fold}.pt", model, spec.family,
                         **checkpoint_meta(params, spec, dataset), fold=fold, history=history)
-    return {"weighted_f1": 100 * best["dev_weighted_f1"], "accuracy": 100 * best["dev_acc"],
+    return {"weighted_f1": 100 * best["held_weighted_f1"], "accuracy": 100 * best["held_acc"],
             "epoch": int(best["epoch"]), "history": history, "test_probs": probs,
-            "held_probs": predict_proba(model, fold_data["dev"])[0], "held": held, "fold": fold,
+            "selected_on_held": {"weighted_f1": 100 * peeked["held_weighted_f1"], "accuracy": 100 * peeked["held_acc"],
+                                 "epoch": int(peeked["epoch"])},
+            "held_probs": predict_proba(model, held_data)[0], "held": held, "fold": fold,
             "parameters": int(sum(p.numel() for p in model.parameters())), "seconds": time.perf_counter() - start}

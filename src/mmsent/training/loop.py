@@ -194,9 +194,12 @@ def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
 
 def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainConfig, seed: int = 0,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
-        resume: str | Path | None = None) -> list[dict[str, Any]]:
+        resume: str | Path | None = None, watch: TensorData | None = None) -> list[dict[str, Any]]:
     """Train ``model`` in place; returns the per-epoch history. The best dev epoch is kept, or
     with ``cfg.stop_after`` (``dev`` may then be None) the last of that many epochs.
+
+    ``watch``: pairs scored after every epoch into the history (``held_acc``, ``held_weighted_f1``)
+    and never read by any choice: how much choosing the epoch on them would have flattered them.
 
     ``on_epoch`` sees each epoch's record (e.g. an Optuna pruner); an exception it raises
     stops training and propagates. ``resume``: a file that holds the state after each
@@ -282,6 +285,10 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainC
             record.update(dev_loss=float(nn.functional.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)),
                                                                 dev.labels)),
                           dev_acc=float((probs.argmax(1) == dev_labels).mean()), dev_weighted_f1=dev_f1)
+        if watch is not None:
+            probs, _ = predict_proba(model, watch, device=device)
+            record.update(held_acc=float((probs.argmax(1) == watch.labels.numpy()).mean()),
+                          held_weighted_f1=weighted_f1(watch.labels.numpy(), probs))
         history.append({**record, "seconds": time.perf_counter() - start})
         if on_epoch is not None:
             on_epoch(history[-1])

@@ -2,7 +2,7 @@
 
 Models on cached features (heads and fusion heads, MVSA-Single) are chosen and stopped by
 cross-validation (:mod:`mmsent.training.protocol`): one fold model per fold of train + dev, early-stopped
-on the fold it holds out; then each seed's final model trains on all of train + dev for the
+on an inner split of its own training part and scored on the fold it holds out; then each seed's final model trains on all of train + dev for the
 folds' median best epoch count and reads test once. Models too slow for k folds (the BiLSTM,
 DenseNet-121, end-to-end fine-tuning, self-distillation) and every MVSA-Multiple model keep the
 older protocol: train on train, early-stop on dev, read test once. Written per model and dataset:
@@ -51,6 +51,10 @@ def cv_summary(params: Params, folds: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)),
                     "se": corrected_se(values, cfg.folds)}
     out["per_fold"] = {key: [float(f[key]) for f in folds] for key in ("weighted_f1", "accuracy", "epoch")}
+    # the earlier estimator, on the same fold models: each scored at the epoch its held-out fold liked best
+    peeked = np.array([f["selected_on_held"]["weighted_f1"] for f in folds])
+    out["selected_on_held"] = {"weighted_f1": {"mean": float(peeked.mean()), "se": corrected_se(peeked, cfg.folds)},
+                               "note": "biased upward: each fold scored at the epoch it chose itself; never used"}
     return out
 
 
