@@ -1,6 +1,7 @@
 """The ablation report on a tiny project: keep decisions by cross-validation with the noise-aware
 rule, ensembles, de-duplicated test."""
 
+import itertools
 import json
 
 import pytest
@@ -65,3 +66,39 @@ def test_only_trains_the_named_levers_and_leaves_the_other_rows_results(project)
     assert not (metrics / "lever_a_single.json").exists() and (metrics / "lever_b_single.json").is_file()
     with pytest.raises(KeyError, match="not ablation models"):
         ablation.run(project, only=["attention_fusion"])  # a fusion-stage model, not an ablation lever
+
+
+@pytest.mark.parametrize("keep_first", [False, True])
+def test_forward_selection_builds_each_lever_on_the_configuration_kept_so_far(project, monkeypatch, keep_first):  # noqa: F811
+    """A lever row is the kept configuration plus that one lever: never a rejected row, so a
+    lever's difference is its own and what ships carries only levers that passed."""
+    from mmsent.training.protocol import Verdict
+    from mmsent.training.specs import read_chain
+
+    project.extra["ablation"] = {"rows": [
+        {"lever": "attention", "model": "attention_fusion"},
+        {"lever": "+ aux heads", "model": "lever_aux", "adds": {"options": {"aux_weight": 0.5}}},
+        {"lever": "+ more dropout", "model": "lever_dropout", "adds": {"options": {"dropout": 0.2}}}]}
+    run_model(project, model_specs(project)["attention_fusion"])
+    verdicts = itertools.cycle([keep_first, True])  # the rule on lever_aux, then lever_dropout, in every walk
+    monkeypatch.setattr(ablation, "beats", lambda *a: Verdict(next(verdicts), 1.0, 0.5))
+    ablation.run(project)
+    chain = read_chain(project)
+    rows = {r["model"]: r for r in chain["rows"]}
+    assert rows["lever_aux"]["built_on"] == "attention_fusion" and rows["lever_aux"]["kept"] is keep_first
+    assert rows["lever_dropout"]["built_on"] == ("lever_aux" if keep_first else "attention_fusion")
+    spec = model_specs(project)["lever_dropout"]  # later stages read the spec the stage trained
+    assert spec.options["dropout"] == 0.2 and spec.group == "ablation"
+    assert ("aux_weight" in spec.options) is keep_first
+    assert chain["kept"] == "lever_dropout" == ablation.kept_model(project)
+    assert chain["levers_kept"] == ["attention"] + (["+ aux heads"] if keep_first else []) + ["+ more dropout"]
+    from mmsent.training.loop import load_checkpoint
+
+    _, payload = load_checkpoint(project.path("models/lever_dropout/single/seed0.pt"))
+    assert (payload["config"].get("aux_weight", 0) == 0.5) is keep_first
+
+
+def test_a_lever_row_needs_a_kept_configuration_before_it(project):  # noqa: F811
+    project.extra["ablation"] = {"rows": [{"lever": "x", "model": "lever_x", "adds": {"options": {"dropout": 0.2}}}]}
+    with pytest.raises(ValueError, match="no row before it was kept"):
+        ablation.run(project)

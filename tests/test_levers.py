@@ -252,14 +252,10 @@ def test_family_ensemble_averages_every_seed_of_every_member(project):  # noqa: 
     assert got["n"] == len(gold)
     assert got["accuracy"] == pytest.approx(100 * np.mean([e == g for e, g in zip(expected, gold)]))
     project.extra["ablation"] = {"rows": [{"lever": "attention", "model": "attention_fusion"}],
-                                 "next": ["a GPU and a bigger encoder"],
                                  "family_ensembles": {"both": ["attention_fusion", "text_head"],
                                                       "not trained": ["attention_fusion", "absent"]}}
     md = ablation.build(project).read_text()
     assert "Ensembles of model families" in md and "| both" in md and "not trained" not in md
-    assert "## What would be needed next\n\n- a GPU and a bigger encoder" in md  # tiny models miss the target
-    best = {"test accuracy": "75.60 ± 1.00", "test weighted F1": "74.10 ± 1.00"}
-    assert ablation.target_met(best) and not ablation.target_met({**best, "test weighted F1": "73.9 ± 1"})
 
 
 def test_text_variants_are_encoded_only_by_the_variant_encoders(tiny_params):

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from mmsent.config import load_params
-from mmsent.training.specs import model_specs
+from mmsent.training.specs import ModelSpec, model_specs
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_OF_GROUP = {"text": "text_models", "image": "image_models", "fusion": "fusion_models", "ablation": "ablation"}
@@ -20,7 +20,14 @@ def dag():
 
 @pytest.fixture(scope="module")
 def specs():
-    return model_specs(load_params(REPO / "params.yaml"))
+    """Every model of params.yaml and every lever row of the ablation (trained by its stage, on
+    whatever it keeps: their names are fixed here even before the chain is written)."""
+    params = load_params(REPO / "params.yaml")
+    out = model_specs(params, chained=False)
+    for row in params.extra["ablation"]["rows"]:
+        if "adds" in row:
+            out[row["model"]] = ModelSpec(name=row["model"], family="attention_fusion", group="ablation")
+    return out
 
 
 def paths(entries) -> set[str]:

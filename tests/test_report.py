@@ -17,14 +17,25 @@ def test_report_builds_from_stage_outputs(project):  # noqa: F811
     project.extra["models"] = {**MODELS, **MODELS_EXTRA}
     for name in ("majority", "text_head", "image_head", "attention_fusion"):
         run_model(project, model_specs(project)[name])
-    written = stats.run(project, reps=50)
+    project.extra["report"] = {"questions": [
+        {"key": "fusion", "a": "attention_fusion", "b": "text_head", "ask": "Does fusion help?", "why": "premise"},
+        {"key": "image", "a": "image_head", "b": "majority", "ask": "Do images say anything?", "why": "baseline"},
+        {"key": "never", "a": "attention_fusion", "b": "absent", "ask": "Unrun?", "why": "not run"}]}
+    written = stats.run(project, reps=200)
     table = pd.read_csv(written["csv"])
-    assert len(table) == 6  # 4 models on single → 6 pairs
-    assert {"mcnemar_p_holm", "acc_ci_low", "significant"} <= set(table.columns)
+    assert list(table["question"]) == ["fusion", "image"]  # the declared family only; an unrun model: no row
+    assert (table["family"] == 2).all() and table["runs_b"].tolist() == [2, 1]  # majority: one deterministic run
+    excludes = (table["wf1_low"] > 0) | (table["wf1_high"] < 0)
+    assert (excludes == table["significant"]).all()  # the generated table: interval and verdict agree
     results.build(project)
     md = report.build(project).read_text()
-    for heading in ("## 1. Data", "## 2. Results", "## 6. Significance", "## 7. Error analysis",
+    assert md.index("## 1. Questions and answers") < md.index("## 2. Data")
+    assert "### Q1. Does fusion help?" in md and "### Q3. Unrun?" in md and "Not answered" in md
+    for sentence in table["sentence"]:  # each answer is the generated sentence, word for word
+        assert sentence in md
+    for heading in ("## 3. Results", "## 4. The shipped configuration", "## 7. Error analysis",
                     "## 8. What limits these numbers"):
         assert heading in md
-    assert "attention_fusion" in md and "theirs, not ours" in md
+    assert "nan" not in md.split()
     assert project.path("reports/figures/report_disagreements.png").is_file()
+    assert project.path("reports/figures/report_comparisons.png").is_file()

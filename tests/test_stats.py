@@ -1,31 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats as sps
 
-from mmsent.evaluation.stats import compare, mcnemar_exact, paired_bootstrap, significance_table, verdict
-
-
-def test_mcnemar_exact_matches_the_binomial_textbook_value():
-    # 10 discordant one way, 2 the other: p = 2 * P(X <= 2 | n=12, 1/2) = 2 * 79 / 4096
-    a = np.array([True] * 10 + [False] * 2 + [True] * 30)
-    b = np.array([False] * 10 + [True] * 2 + [True] * 30)
-    p, only_a, only_b = mcnemar_exact(a, b)
-    assert (only_a, only_b) == (10, 2)
-    assert p == pytest.approx(158 / 4096)
-
-
-def test_holm_correction_textbook_example():
-    from statsmodels.stats.multitest import multipletests
-
-    assert multipletests([0.01, 0.04, 0.03], method="holm")[1] == pytest.approx([0.03, 0.06, 0.06])
-
-
-def test_paired_t_against_hand_computation():
-    a, b = np.array([70.0, 72, 71, 73, 74]), np.array([68.0, 69, 70, 70, 71])
-    d = a - b
-    t = d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))
-    assert sps.ttest_rel(a, b).statistic == pytest.approx(t)
+from mmsent.evaluation import stats
+from mmsent.evaluation.stats import Runs, bootstrap_test, distinct, two_level_bootstrap
 
 
 def test_fast_weighted_f1_equals_scikit_learn():
@@ -53,63 +31,98 @@ def test_batched_weighted_f1_scores_each_row_like_scikit_learn():
     assert weighted_f1_batch(gold, pred) == pytest.approx(expected)
 
 
-def test_bootstrap_matches_a_loop_over_resamples():
-    """The batched bootstrap draws the same resamples as one draw per resample would."""
+def test_two_level_bootstrap_draws_pairs_once_and_each_models_seeds_on_their_own():
+    """The batched resamples are those of a loop over resamples: test pairs shared by both models,
+    each model's seeds drawn with replacement from its own seeds (here 3 against 2)."""
     from mmsent.evaluation.metrics import weighted_f1_fast
 
     rng = np.random.default_rng(5)
-    gold, pa, pb = rng.integers(0, 3, 60), rng.integers(0, 3, (3, 60)), rng.integers(0, 3, (3, 60))
-    out = paired_bootstrap(gold, pa, pb, reps=50, seed=7)
+    gold = rng.integers(0, 3, 40)
+    a = Runs([str(i) for i in range(40)], gold, rng.integers(0, 3, (3, 40)))
+    b = Runs(a.ids, gold, rng.integers(0, 3, (2, 40)))
+    point, samples = two_level_bootstrap(a, b, reps=30, seed=7)
+    assert point[0] == pytest.approx(100 * ((a.predicted == gold).mean() - (b.predicted == gold).mean()))
     draw = np.random.default_rng(7)
-    loop = []
-    for _ in range(50):
-        idx = draw.integers(0, 60, 60)
-        loop.append(100 * np.mean([weighted_f1_fast(gold[idx], a[idx]) - weighted_f1_fast(gold[idx], b[idx])
-                                   for a, b in zip(pa, pb)]))
-    assert out["wf1_ci_low"] == pytest.approx(np.percentile(loop, 2.5))
-    assert out["wf1_ci_high"] == pytest.approx(np.percentile(loop, 97.5))
+    index = draw.integers(0, 40, (30, 40))
+    pick_a, pick_b = draw.integers(0, 3, (30, 3)), draw.integers(0, 2, (30, 2))
+    for r in range(30):
+        i = index[r]
+        wa = np.mean([weighted_f1_fast(gold[i], a.predicted[k][i]) for k in pick_a[r]])
+        wb = np.mean([weighted_f1_fast(gold[i], b.predicted[k][i]) for k in pick_b[r]])
+        assert samples[1, r] == pytest.approx(100 * (wa - wb))
+    with pytest.raises(ValueError, match="same test pairs"):
+        two_level_bootstrap(a, Runs(a.ids[::-1], gold, b.predicted))
 
 
-def test_bootstrap_of_identical_models_is_exactly_zero():
+def test_seed_variance_widens_the_interval():
+    """Two models equally good on average, one of them unstable across seeds: the interval that
+    counts the seeds drawn is wider than one over test pairs alone."""
+    rng = np.random.default_rng(2)
+    gold = np.zeros(300, int)
+    ids = [str(i) for i in range(300)]
+    stable = Runs(ids, gold, np.stack([np.where(rng.random(300) < 0.7, 0, 1) for _ in range(5)]))
+    shaky = Runs(ids, gold, np.stack([np.where(rng.random(300) < q, 0, 1) for q in (0.4, 0.55, 0.7, 0.85, 0.95)]))
+    _, both = two_level_bootstrap(shaky, stable, reps=2000)
+    _, pairs_only = two_level_bootstrap(Runs(ids, gold, shaky.predicted[2:3]), stable, reps=2000)
+    assert np.std(both[0]) > 1.5 * np.std(pairs_only[0])
+
+
+@pytest.mark.parametrize("family", [1, 3, 7])
+def test_adjusted_interval_and_verdict_always_agree(family):
+    rng = np.random.default_rng(family)
+    for shift in np.linspace(-0.5, 4, 60):
+        samples = rng.normal(shift, 1.0, 1000)
+        t = bootstrap_test(shift, samples, family)
+        assert t.significant == (t.low > 0 or t.high < 0) == (t.p_adjusted < 0.05)
+        assert t.p_adjusted == min(1.0, family * t.p)
+    wide, narrow = bootstrap_test(0, rng.normal(1, 1, 1000), 7), bootstrap_test(0, rng.normal(1, 1, 1000), 1)
+    assert wide.high - wide.low > narrow.high - narrow.low  # a bigger family, a wider interval
+
+
+def test_identical_models_and_deterministic_baselines():
     gold = np.array([0, 1, 2, 0, 1, 2, 0, 0])
-    pred = np.stack([np.array([0, 1, 1, 0, 2, 2, 0, 1])] * 2)
-    out = paired_bootstrap(gold, pred, pred, reps=200)
-    assert out["acc_diff"] == 0 and out["acc_ci_low"] == 0 and out["acc_ci_high"] == 0
+    same = np.stack([np.array([0, 1, 1, 0, 2, 2, 0, 1])] * 4)
+    runs = distinct([str(i) for i in range(8)], gold, same)
+    assert runs.deterministic and len(runs.predicted) == 1  # four seeds alike: one run, said so
+    point, samples = two_level_bootstrap(runs, runs, reps=200)
+    t = bootstrap_test(point[1], samples[1], family=5)
+    assert point[1] == 0 and not t.significant and t.p == 1 and t.low == t.high == 0
+    assert np.isfinite([t.low, t.high, t.p]).all()
 
 
-def _preds(correct: list[np.ndarray]) -> dict[int, pd.DataFrame]:
+def _runs(correct: list[np.ndarray]) -> dict[int, pd.DataFrame]:
     out = {}
     for seed, c in enumerate(correct):
-        gold = ["positive"] * len(c)
-        out[seed] = pd.DataFrame({"id": [str(i) for i in range(len(c))], "gold": gold,
+        out[seed] = pd.DataFrame({"id": [str(i) for i in range(len(c))], "gold": ["positive"] * len(c),
                                   "predicted": ["positive" if x else "negative" for x in c]})
     return out
 
 
-def test_compare_a_clearly_better_model():
-    rng = np.random.default_rng(0)
-    good = _preds([rng.random(300) < 0.9 for _ in range(5)])
-    bad = _preds([rng.random(300) < 0.6 for _ in range(5)])
-    out = compare(good, bad, reps=300)
-    assert out["acc_diff"] > 20 and out["acc_ci_low"] > 0 and out["mcnemar_p_median"] < 1e-6
-    assert out["ttest_p"] < 0.01 and out["wilcoxon_p"] == pytest.approx(0.0625)  # 5 seeds: floor
-    with pytest.raises(ValueError, match="same examples"):
-        compare(good, {k: v.iloc[::-1] for k, v in bad.items()})
+def test_family_table_answers_the_declared_questions_only(monkeypatch):
+    from mmsent.config import Params
 
-
-def test_significance_table_and_verdicts(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
-    fake = {"strong": _preds([rng.random(400) < 0.9 for _ in range(3)]),
-            "weak": _preds([rng.random(400) < 0.5 for _ in range(3)]),
-            "weak2": _preds([rng.random(400) < 0.5 for _ in range(3)])}
-    monkeypatch.setattr("mmsent.evaluation.stats.load_predictions", lambda params, m, d: fake[m])
-    table = significance_table(None, ["strong", "weak", "weak2"], reps=200)
-    sig = dict(zip(zip(table.model_a, table.model_b), table.significant))
-    assert sig[("strong", "weak")] and sig[("strong", "weak2")] and not sig[("weak", "weak2")]
-    assert (table["mcnemar_p_holm"] >= table["mcnemar_p_median"]).all()
-    assert "beats" in verdict(table.iloc[0]) and "no significant" in verdict(table.iloc[2])
-    # each model's bootstrap scores, computed once for all its pairs, give what one pair alone gives
-    alone = compare(fake["weak"], fake["weak2"], reps=200)
-    row = table[(table.model_a == "weak") & (table.model_b == "weak2")].iloc[0]
-    for key in ("acc_diff", "acc_ci_low", "acc_ci_high", "wf1_ci_low", "wf1_ci_high", "bootstrap_p_acc"):
-        assert row[key] == pytest.approx(alone[key]), key
+    fake = {"strong": _runs([rng.random(400) < 0.9 for _ in range(5)]),
+            "weak": _runs([rng.random(400) < 0.5 for _ in range(3)]),
+            "weak2": _runs([rng.random(400) < 0.5 for _ in range(3)]),
+            "unasked": _runs([rng.random(400) < 0.1 for _ in range(3)])}
+    monkeypatch.setattr(stats, "load_predictions", lambda params, m, d: fake[m])
+    monkeypatch.setattr(stats, "caveat", lambda params, m: "")
+    params = Params.__new__(Params)
+    params.extra = {"report": {"questions": [
+        {"key": "q1", "a": "strong", "b": "weak", "ask": "?", "why": "w", "protocols": ["clmlf"]},
+        {"key": "q2", "a": "weak", "b": "weak2", "ask": "?", "why": "w", "protocols": ["clmlf", "agreement"]},
+        {"key": "q3", "a": "weak2", "b": "strong", "ask": "?", "why": "w", "protocols": ["clmlf"]}]}}
+    monkeypatch.setattr(stats, "load_runs", lambda p, m, d, protocol="clmlf": (
+        stats.distinct(fake[m][0]["id"].tolist(), np.zeros(400, int),
+                       np.stack([(f["predicted"] != "positive").astype(int) for f in fake[m].values()]))
+        if protocol == "clmlf" else None))
+    table = stats.family_table(params, reps=2000)
+    assert list(table["question"]) == ["q1", "q2", "q3"] and (table["family"] == 3).all()  # agreement: not run
+    assert list(zip(table["runs_a"], table["runs_b"])) == [(5, 3), (3, 3), (3, 5)]  # every seed, counts shown
+    excludes = (table["wf1_low"] > 0) | (table["wf1_high"] < 0)
+    assert (excludes == table["significant"]).all() and ((table["p_adjusted"] < 0.05) == table["significant"]).all()
+    assert list(table["significant"]) == [True, False, True]
+    assert "`strong` significantly beats `weak`" in table["sentence"][0]
+    assert "does not significantly beat" in table["sentence"][1]
+    assert "against the expected direction" in table["sentence"][2]

@@ -48,11 +48,11 @@ for model, dataset in runs:
 '''
 
 FIGURES = '''
-figures = {
-    "{group}_learning_curves": plots.learning_curves(params, runs),
-    "{group}_confusion": plots.confusion_matrices(params, runs),
-    "{group}_per_class_f1": plots.per_class_f1(params, runs),
-}{extra}
+figures = {"{group}_learning_curves": plots.learning_curves(params, runs)}
+# one confusion figure per dataset the group was run on: {group}_confusion_<dataset>
+for dataset, fig in plots.confusion_figures(params, runs).items():
+    figures[f"{group}_confusion_{dataset}"] = fig
+figures["{group}_per_class_f1"] = plots.per_class_f1(params, runs){extra}
 for name, fig in figures.items():
     display(Image(filename=str(plots.save_figure(fig, params, name))))
 '''

@@ -64,6 +64,28 @@ def write_text(target: str | Path, text: str) -> Path:
     return Path(target)
 
 
+def marker_block(text: str, name: str) -> tuple[int, int]:
+    """Where the generated block ``name`` sits in ``text``: between ``<!-- name:start -->`` and
+    ``<!-- name:end -->`` (the span of what lies between them)."""
+    start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
+    if text.count(start) != 1 or text.count(end) != 1:
+        raise ValueError(f"expected one '<!-- {name}:start/end -->' pair of markers")
+    return text.index(start) + len(start), text.index(end)
+
+
+def replace_block(target: str | Path, name: str, body: str) -> Path:
+    """Rewrite the generated block ``name`` of a hand-written document (README, docs) with ``body``."""
+    text = Path(target).read_text(encoding="utf-8")
+    a, b = marker_block(text, name)
+    return write_text(target, text[:a] + body.rstrip("\n") + "\n" + text[b:])
+
+
+def read_block(target: str | Path, name: str) -> str:
+    text = Path(target).read_text(encoding="utf-8")
+    a, b = marker_block(text, name)
+    return text[a:b]
+
+
 def write_json(target: str | Path, obj: Any) -> Path:
     return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 

@@ -10,12 +10,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 
 from mmsent.config import Params  # noqa: E402
 from mmsent.data.images import open_image  # noqa: E402
 from mmsent.data.labels import LABELS  # noqa: E402
 from mmsent.data.mvsa import PARTS  # noqa: E402
-from mmsent.evaluation.plots import save_figure  # noqa: E402
+from mmsent.evaluation.plots import PALETTE, WIDTH, save_figure  # noqa: E402
 from mmsent.io import read_json, write_text  # noqa: E402
 from mmsent.paths import FEATURES_DIR  # noqa: E402
 from mmsent.paths import PREPARED_DIR, TABLES_DIR  # noqa: E402
@@ -25,32 +26,39 @@ def load_tables(params: Params) -> dict[str, pd.DataFrame]:
 
 
 def class_balance_figure(tables: dict[str, pd.DataFrame]):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    """Class share per split and dataset; one legend for both panels, outside them."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(WIDTH, 2.9), layout="constrained", sharey=True)
     for ax, (ds, df) in zip(axes, tables.items()):
         clean = df[df["split"].isin(PARTS)]
-        counts = pd.crosstab(clean["split"], clean["label"]).reindex(index=list(PARTS), columns=list(LABELS))
-        (counts.div(counts.sum(1), axis=0) * 100).plot.bar(ax=ax, rot=0)
-        ax.set(title=f"MVSA-{ds.title()}: class share per split", ylabel="% of pairs", xlabel="")
+        share = pd.crosstab(clean["split"], clean["label"], normalize="index").mul(100)
+        share = share.reindex(index=list(PARTS), columns=list(LABELS)).fillna(0)
+        long = share.reset_index().melt(id_vars="split", var_name="class", value_name="share")
+        sns.barplot(long, x="split", y="share", hue="class", hue_order=list(LABELS), palette=PALETTE,
+                    legend=ax is axes[0], ax=ax)
+        ax.set(title=f"MVSA-{ds.title()}", ylabel="% of pairs in the split", xlabel="")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
+    fig.legend(handles, labels, loc="outside right upper", frameon=False, title="class")
     return fig
 
 
 def text_length_figure(tables: dict[str, pd.DataFrame]):
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for ds, df in tables.items():
-        clean = df[df["split"].isin(PARTS)]
-        clean["text"].str.split().str.len().plot.hist(ax=ax, bins=40, alpha=0.6, density=True,
-                                                      label=f"MVSA-{ds.title()}")
+    lengths = pd.concat([pd.DataFrame({"dataset": f"MVSA-{ds.title()}",
+                                       "words": df.loc[df["split"].isin(PARTS), "text"].str.split().str.len()})
+                         for ds, df in tables.items()], ignore_index=True)
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.6), layout="constrained")
+    sns.histplot(lengths, x="words", hue="dataset", stat="density", common_norm=False, bins=40, element="step",
+                 ax=ax)
     ax.set(xlabel="words in normalised tweet", ylabel="density", title="Tweet lengths")
-    ax.legend()
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), title=None, frameon=False)
     return fig
 
 
 def image_size_figure(single: pd.DataFrame):
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.6, 3.2), layout="constrained")
     ok = single[single["image_status"] == "ok"]
-    ax.scatter(ok["image_width"], ok["image_height"], s=3, alpha=0.3)
-    ax.set(xlabel="width (px)", ylabel="height (px)",
-           title="MVSA-Single image sizes (staged copy, longest side <= 256)")
+    sns.scatterplot(ok, x="image_width", y="image_height", s=6, alpha=0.3, linewidth=0, ax=ax)
+    ax.set(xlabel="width (px)", ylabel="height (px)", title="MVSA-Single image sizes\n(staged copy, longest side ≤ 256)")
     return fig
 
 
@@ -59,14 +67,13 @@ def agreement_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def agreement_figure(tables: dict[str, pd.DataFrame]):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    """Text label against image label, counts of raw pairs (no colour bar: the counts are written in)."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(WIDTH, 3.0), layout="constrained")
     for ax, (ds, df) in zip(axes, tables.items()):
-        table = agreement_table(df)
-        ax.imshow(table.values, cmap="Blues")
-        for (i, j), v in pd.DataFrame(table.values).stack().items():
-            ax.text(j, i, int(v), ha="center", va="center")
-        ax.set(xticks=range(3), yticks=range(3), xticklabels=LABELS, yticklabels=LABELS,
-               xlabel="image label", ylabel="text label", title=f"MVSA-{ds.title()}: text vs image label")
+        sns.heatmap(agreement_table(df).fillna(0).astype(int), annot=True, fmt="d", cmap="Blues", cbar=False,
+                    square=True, linewidths=0.5, linecolor="white", ax=ax)
+        ax.tick_params(axis="y", labelrotation=0)
+        ax.set(xlabel="image label", ylabel="text label" if ax is axes[0] else "", title=f"MVSA-{ds.title()}")
     return fig
 
 
@@ -74,7 +81,9 @@ def example_grid(single: pd.DataFrame, root: Path, per_label: int = 3, seed: int
     clean = single[single["split"].isin(PARTS)]
     rows = [clean[clean["label"] == lab] for lab in LABELS]
     rows = [r.sample(min(per_label, len(r)), random_state=seed) for r in rows]
-    fig, axes = plt.subplots(len(LABELS), per_label, figsize=(3.2 * per_label, 3.8 * len(LABELS)), squeeze=False)
+    side = WIDTH / per_label
+    fig, axes = plt.subplots(len(LABELS), per_label, figsize=(WIDTH, (side + 0.95) * len(LABELS)),
+                             squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for r, sample in enumerate(rows):
@@ -82,11 +91,10 @@ def example_grid(single: pd.DataFrame, root: Path, per_label: int = 3, seed: int
             ax = axes[r][c]
             ax.axis("on")
             ax.imshow(open_image(root / row["image"]))
-            ax.set_title(f"{row['label']} (text {row['text_label']}, image {row['image_label']})", fontsize=8)
-            ax.set_xlabel("\n".join(textwrap.wrap(row["text_raw"], 40)[:4]), fontsize=7)
+            ax.set_title(f"{row['label']}\n(text {row['text_label']}, image {row['image_label']})", fontsize=8)
+            ax.set_xlabel("\n".join(textwrap.wrap(row["text_raw"], 34)[:4]), fontsize=7.5)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.tight_layout()
     return fig
 
 

@@ -64,6 +64,11 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def markdown_table(df: pd.DataFrame, **kwargs: Any) -> str:
+    """A table as markdown, with a dash where a value is missing (never ``nan``)."""
+    return df.astype(object).where(df.notna(), "–").to_markdown(index=False, **kwargs)
+
+
 def fmt(stat: dict[str, float]) -> str:
     return f"{stat['mean']:.2f} ± {stat['std']:.2f}"
 

@@ -1,8 +1,11 @@
-"""``reports/REPORT.md``: the thesis-style report, assembled from what the stages produced.
+"""``reports/REPORT.md``: the thesis-style report, built around the questions declared in
+``params.yaml`` (``report.questions``) and assembled from what the stages produced.
 
-Nothing in it is typed by hand: counts come from ``data/prepared/summary.json``, scores
-from ``metrics/*.json``, significance from ``reports/tables/significance.csv``, figures
-from ``reports/figures``. The error-analysis figure is drawn here.
+Nothing in it is typed by hand: each answer is the sentence the statistics stage generated from
+its test (``reports/tables/significance.csv``), counts come from ``data/prepared/summary.json``,
+scores from ``metrics/*.json``, the shipped configuration from ``params/ablation_chain.yaml``,
+figures from ``reports/figures``. The figures of the declared comparisons, the shipped model and
+the error analysis are drawn here.
 """
 
 from __future__ import annotations
@@ -19,11 +22,31 @@ import pandas as pd  # noqa: E402
 from mmsent.config import Params  # noqa: E402
 from mmsent.data.images import open_image  # noqa: E402
 from mmsent.data.mvsa import load_prepared  # noqa: E402
-from mmsent.evaluation.plots import save_figure  # noqa: E402
-from mmsent.evaluation.results import ANCHORS, best, collect  # noqa: E402
-from mmsent.evaluation.stats import load_predictions, verdict  # noqa: E402
+from mmsent.evaluation import plots  # noqa: E402
+from mmsent.evaluation.metrics import markdown_table  # noqa: E402
+from mmsent.evaluation.results import ANCHORS, CV_MEANING, collect  # noqa: E402
+from mmsent.evaluation.stats import PROTOCOL_NAMES, load_predictions, method_text, questions  # noqa: E402
 from mmsent.io import read_json, write_text  # noqa: E402
-from mmsent.paths import PREPARED_DIR  # noqa: E402
+from mmsent.paths import METRICS_DIR, PREPARED_DIR  # noqa: E402
+from mmsent.training.protocol import protocol_config  # noqa: E402
+from mmsent.training.specs import read_chain, seeds  # noqa: E402
+
+TERMS = [
+    ("CLMLF split", "MVSA-Single's 4,511 cleaned pairs cut 8:1:1 into train / dev / test (3,611 / 450 / 450) as "
+                    "CLMLF (Li et al., 2022) published it; the main protocol here."),
+    ("agreement split", "the 2,592 MVSA-Single pairs whose text and image labels agree, cut 1,555 / 518 / 519 as "
+                        "QMF and PDF published it: an easier protocol."),
+    ("Cheema folds", "Cheema et al.'s 10 train / val / test folds of all 4,511 pairs; one model per fold."),
+    ("wF1", "weighted F1: per-class F1 averaged with the classes' test shares as weights (%)."),
+    ("CV wF1", CV_MEANING),
+    ("corrected SE", "the Nadeau-Bengio standard error of a mean over overlapping k-fold folds (the naive one is "
+                     "several times too small)."),
+    ("lever", "one change to a model (an input, a loss, a training trick) that the ablation measures."),
+    ("kept", "a lever whose configuration beats the one kept before it by more than the corrected SE of their "
+             "paired fold differences; what ships carries only kept levers."),
+    ("bag", "an ensemble that averages the probabilities of a configuration's cross-validation fold models."),
+    ("seed", "one training run of a configuration; numbers are mean ± std over seeds."),
+]
 
 
 def disagreement_examples(params: Params, text_model: str = "text_head", image_model: str = "image_head",
@@ -41,21 +64,117 @@ def disagreement_examples(params: Params, text_model: str = "text_head", image_m
     return pd.concat([out[out.fusion_right].head(n // 2), out[~out.fusion_right].head(n - n // 2)])
 
 
-def disagreement_figure(params: Params, examples: pd.DataFrame):
-    fig, axes = plt.subplots(1, len(examples), figsize=(3.1 * len(examples), 4.6), squeeze=False)
-    for ax, (pid, row) in zip(axes[0], examples.iterrows()):
+def disagreement_figure(params: Params, examples: pd.DataFrame, fusion_model: str):
+    per_row = 3
+    rows = -(-len(examples) // per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(plots.WIDTH, 3.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (_, row) in zip(axes.flat, examples.iterrows()):
+        ax.axis("on")
         ax.imshow(open_image(params.data.root / row["image"]))
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"gold {row.gold}\ntext→{row.text_model} image→{row.image_model}\nfusion→{row.fusion}",
-                     fontsize=8, color="green" if row.fusion_right else "red")
-        ax.set_xlabel("\n".join(textwrap.wrap(row.text, 34)[:4]), fontsize=7)
+        # right / wrong in words as well as colour, so it reads in grey print and for colour-blind readers
+        verdict = "RIGHT" if row.fusion_right else "WRONG"
+        ax.set_title(f"gold: {row.gold}\ntext: {row.text_model} · image: {row.image_model}\n"
+                     f"fusion: {row.fusion} ({verdict})", fontsize=7.5,
+                     color="#1b7837" if row.fusion_right else "#b2182b")
+        ax.set_xlabel("\n".join(textwrap.wrap(row.text, 36)[:4]), fontsize=6.5)
+    fig.suptitle(f"Text and image heads disagree (seed 0); fusion = {fusion_model}", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def _img(name: str, params: Params) -> str:
-    return f"![{name}](figures/{name}.png)" if (params.path("reports/figures") / f"{name}.png").is_file() else ""
+def _img(name: str, params: Params, alt: str | None = None) -> str:
+    path = params.path("reports/figures") / f"{name}.png"
+    return f"![{alt or name}](figures/{name}.png)" if path.is_file() else ""
+
+
+def question_lines(params: Params, sig: pd.DataFrame) -> list[str]:
+    """§1: each declared question, why it matters, and the generated answers (one per protocol run)."""
+    out = []
+    for k, q in enumerate(questions(params), 1):
+        rows = sig[sig["question"] == q.key]
+        out += [f"### Q{k}. {q.ask}", "", f"*Why it matters:* {q.why} (`{q.a}` against `{q.b}`.)", ""]
+        out += [f"- **{row.dataset.title()}, {PROTOCOL_NAMES[row.protocol]}:** {row.sentence}"
+                for row in rows.itertuples()] or ["- Not answered: the two models were not both run."]
+        out.append("")
+    return out
+
+
+def comparisons_figure(sig: pd.DataFrame):
+    """Each declared comparison's wF1 difference with its Bonferroni-adjusted interval: the
+    verdicts at a glance (significant ones filled, the others open)."""
+    level = float(sig["level"].iloc[0])
+    labels = [f"{r.model_a} − {r.model_b}\n{r.dataset}, {PROTOCOL_NAMES[r.protocol]}" for r in sig.itertuples()]
+    fig, ax = plt.subplots(figsize=(plots.WIDTH, 0.5 + 0.42 * len(sig)))
+    y = range(len(sig))[::-1]
+    for yi, r in zip(y, sig.itertuples()):
+        ax.plot([r.wf1_low, r.wf1_high], [yi, yi], color="0.3", lw=1.2)
+        ax.plot(r.wf1_diff, yi, "o", color="0.1", markerfacecolor="0.1" if r.significant else "white", ms=6)
+    ax.axvline(0, color="grey", lw=0.8, ls=":")
+    ax.set_yticks(list(y), labels, fontsize=7)
+    ax.set_xlabel(f"difference in weighted F1, A − B (points) ± {level:.2f} % Bonferroni-adjusted interval\n"
+                  "(two-level bootstrap over test pairs and seeds; filled = significant)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def shipped_lines(params: Params, df: pd.DataFrame) -> list[str]:
+    """§4: what ships, which levers it carries, its gap to the published anchors, its figures."""
+    chain = read_chain(params)
+    shipped = chain.get("kept")
+    if not shipped:
+        return ["The ablation has not run yet: nothing ships.", ""]
+    m = read_json(params.path(METRICS_DIR) / f"{shipped}_single.json")
+    gaps = [f"{a['model']} ({a['source']}; {a['note']}): {m['accuracy']['mean'] - a['accuracy']:+.2f} accuracy, "
+            f"{m['weighted_f1']['mean'] - a['weighted_f1']:+.2f} weighted F1 points"
+            for a in ANCHORS if a["dataset"] == "single" and a["accuracy"] is not None]
+    lines = [f"**`{shipped}`**: the ablation's forward selection kept, in order, "
+             + "; ".join(f"“{lever}”" for lever in chain.get("levers_kept", []))
+             + f". Rejected levers are not in it ([ablation.md](ablation.md)). On the CLMLF test split: accuracy "
+             f"{m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f}, wF1 {m['weighted_f1']['mean']:.2f} ± "
+             f"{m['weighted_f1']['std']:.2f} over {m['seeds']} seeds.", "",
+             "Published anchors are single runs of other systems — BERT / RoBERTa and ResNet / CLIP encoders "
+             "fine-tuned on GPUs — on the protocol named; against them the shipped configuration stands at:", "",
+             *[f"- {g}" for g in gaps], "",
+             markdown_table(pd.DataFrame(ANCHORS)), "",
+             _img("shipped_confusion", params, f"{shipped}: test confusion matrix"), "",
+             _img("shipped_attention_weights", params, f"{shipped}: attention weight on each input"), ""]
+    return lines
+
+
+def draw_figures(params: Params, sig: pd.DataFrame, examples: pd.DataFrame) -> None:
+    if not sig.empty:
+        plots.save_figure(comparisons_figure(sig), params, "report_comparisons")
+    if not examples.empty:
+        plots.save_figure(disagreement_figure(params, examples, "attention_fusion"), params, "report_disagreements")
+    shipped = read_chain(params).get("kept")
+    if shipped:
+        plots.save_figure(plots.model_confusion(params, shipped), params, "shipped_confusion")
+        try:
+            plots.save_figure(plots.attention_by_class(params, shipped), params, "shipped_attention_weights")
+        except ValueError:  # a shipped family without modality weights
+            pass
+
+
+def tuning_lines(params: Params) -> list[str]:
+    import yaml
+
+    cfg = params.extra.get("tuning") or {}
+    tuned = [m for m in cfg.get("models", []) if params.path(f"params/best_{m}.yaml").is_file()]
+    if not tuned:
+        return ["No tuning results.", ""]
+    bests = {m: yaml.safe_load(params.path(f"params/best_{m}.yaml").read_text(encoding="utf-8")) for m in tuned}
+    everything = [r["model"] for _, r in collect(params).iterrows()]
+    untuned = sorted({m for m in everything if m not in tuned} - {"majority", "vader"})
+    return [f"Tuned with Optuna (seeded Sobol sampler, no pruner), each trial scored by CV wF1 on the first "
+            "repeat's folds; the simplest trial within one corrected SE of the best is written: "
+            + ", ".join(f"`{m}` ({bests[m]['trials']} trials, [values](../params/best_{m}.yaml))" for m in tuned)
+            + ". The lever rows of the ablation inherit the tuned values of the configuration they build on. "
+            "Not tuned (hand-set settings): " + ", ".join(f"`{m}`" for m in untuned) + ".", "",
+            *[_img(f"tuning_{m}_history", params) for m in tuned], ""]
 
 
 def build(params: Params) -> Path:
@@ -63,22 +182,28 @@ def build(params: Params) -> Path:
     s, m = summary["single"], summary["multiple"]
     df = collect(params)
     sig = pd.read_csv(params.path("reports/tables/significance.csv"))
-    fusion, uni = best(df, "single", "fusion"), best(df, "single", ["text", "image"])
     examples = disagreement_examples(params)
-    if not examples.empty:
-        save_figure(disagreement_figure(params, examples), params, "report_disagreements")
-    single_sig = sig[sig.dataset == "single"]
-    key_pairs = single_sig[((single_sig.model_a == fusion.model) | (single_sig.model_b == fusion.model))]
-    tuned = sorted(params.path("params").glob("best_*.yaml")) if params.path("params").is_dir() else []
-    res_cols = ["model", "modalities", "CV wF1 (± SE)", "accuracy", "weighted F1", "95 % CI wF1", "macro F1"]
+    draw_figures(params, sig, examples)
+    res_cols = ["model", "modalities", "CV wF1 (± SE)", "accuracy", "weighted F1", "95 % CI wF1", "macro F1", "seeds"]
+    final, other = len(protocol_config(params).final_seeds), len(seeds(params))
+    family = int(sig["family"].iloc[0]) if len(sig) else 0
 
     lines = [
         "# mmsent report: multimodal tweet sentiment on MVSA", "",
         "Regenerated by `dvc repro` (stage `report`, notebook `07_report`); every number, table and figure "
-        "below comes from a pipeline stage. Scores are test-split percentages, mean ± std over "
-        f"{len((params.extra.get('train') or {}).get('seeds', []))} seeds; every choice (tuning, epochs, levers, the "
-        "shipped model) made by cross-validation over train + dev, never on test (see results.md).", "",
-        "## 1. Data", "",
+        "below comes from a pipeline stage. Test scores are percentages, mean ± std over seeds: "
+        f"{final} final seeds for the cross-validated models, {other} for the others (the `seeds` column). Every "
+        "choice (tuning, epochs, levers, the shipped model) was made by cross-validation over train + dev, never "
+        "on test.", "",
+        "Terms: " + " ".join(f"**{term}**: {meaning}" for term, meaning in TERMS), "",
+        "## 1. Questions and answers", "",
+        f"Declared in `params.yaml` (`report.questions`) before the tests ran, and answered on every protocol "
+        f"where both models were run: {family} comparisons, one family. {method_text(sig, 10000) if len(sig) else ''}",
+        "",
+        *question_lines(params, sig),
+        _img("report_comparisons", params, "declared comparisons"), "",
+        "Table: [tables/significance.md](tables/significance.md).", "",
+        "## 2. Data", "",
         f"MVSA-Single: {s['raw_pairs']} raw pairs → {s['clean_pairs']} after the standard cleaning rule "
         f"({s['clean_by_label']['positive']} positive / {s['clean_by_label']['negative']} negative / "
         f"{s['clean_by_label']['neutral']} neutral), CLMLF split {s['splits']['train']['n']}/{s['splits']['dev']['n']}/"
@@ -86,38 +211,28 @@ def build(params: Params) -> Path:
         f"not public). Leakage: {s['leaked_eval_pairs']['test']} MVSA-Single test pairs share an image or text with "
         "train. Details: [data.md](data.md).", "",
         _img("data_class_balance", params), "",
-        "## 2. Results", "",
-        "### MVSA-Single (text + image)", "",
-        df[df.dataset == "single"][res_cols].to_markdown(index=False), "",
+        "## 3. Results", "",
+        "### MVSA-Single (CLMLF split, text + image)", "",
+        markdown_table(df[df.dataset == "single"][res_cols]), "",
         "### MVSA-Multiple (text only)", "",
-        df[df.dataset == "multiple"][res_cols].to_markdown(index=False), "",
-        "### Published anchors (theirs, not ours)", "",
-        pd.DataFrame(ANCHORS).to_markdown(index=False), "",
-        f"Highest test weighted F1 among fusion models: **{fusion.model}** ({fusion['accuracy']} / "
-        f"{fusion['weighted F1']}); among unimodal models: **{uni.model}** ({uni['accuracy']} / {uni['weighted F1']}). "
-        "This ranks what was measured; it selects nothing (the shipped model is chosen by cross-validation, see the "
-        "model card). "
-        "Full table with per-class F1: [results.md](results.md); accuracy levers: [ablation.md](ablation.md).", "",
-        "## 3. Learning curves and errors", "",
-        _img("fusion_learning_curves", params), "", _img("fusion_confusion", params), "",
-        _img("text_confusion", params), "", _img("image_confusion", params), "",
-        "## 4. Attention", "",
-        "Per-sample modality weights of the attention fusion, by gold class (test, all seeds):", "",
-        _img("fusion_attention_weights", params), "",
-        "## 5. Tuning", "",
-        ("Optuna (seeded Sobol sampler, no pruner), each trial scored by cross-validation over train + dev; the "
-         "simplest trial within one corrected SE of the best is written. Chosen values: "
-         + ", ".join(f"[{p.stem}](../params/{p.name})" for p in tuned) + ".") if tuned else "No tuning results.", "",
-        *[_img(f"tuning_{p.stem.removeprefix('best_')}_history", params) for p in tuned], "",
-        "## 6. Significance", "",
-        "McNemar exact per seed (median p, Holm-corrected over all pairs), paired bootstrap 95% CI of the "
-        "accuracy difference; a difference holds when both agree. Full table: "
-        "[tables/significance.md](tables/significance.md).", "",
-        *[f"- {verdict(row)}" for row in key_pairs.itertuples()], "",
+        markdown_table(df[df.dataset == "multiple"][res_cols]), "",
+        "What each row was measured on, per-class F1 and the other protocols: [results.md](results.md). "
+        "`densenet121` is a CPU-budget stand-in: "
+        + (df.loc[df.model == "densenet121", "measured on"].iloc[0].split("; ")[-1]
+           if (df.model == "densenet121").any() else "not run") + ".", "",
+        "## 4. The shipped configuration", "",
+        *shipped_lines(params, df),
+        "## 5. Learning curves and confusion matrices", "",
+        *[_img(f"{group}_learning_curves", params) for group in ("text", "image", "fusion")], "",
+        *[_img(f"{group}_confusion_{dataset}", params) for group in ("text", "image", "fusion")
+          for dataset in ("single", "multiple")], "",
+        "## 6. Tuning", "",
+        *tuning_lines(params),
         "## 7. Error analysis: text and image disagree", "",
-        "Test pairs where the text-only and image-only heads disagree (seed 0); title green when the fusion is right.", "",
+        "Test pairs where the text-only and image-only heads disagree (seed 0), with attention fusion's call; "
+        "each title says RIGHT or WRONG.", "",
         _img("report_disagreements", params), "",
-        examples.drop(columns=["image"]).to_markdown(), "",
+        markdown_table(examples.drop(columns=["image"]).reset_index()), "",
         "## 8. What limits these numbers", "",
         "- Frozen, small, offline encoders (MiniLM-L6 384-d, EfficientNet-Lite0 1280-d) and CPU-only training; the "
         "published systems fine-tune BERT/ResNet/CLIP on GPUs.",
@@ -127,7 +242,8 @@ def build(params: Params) -> Path:
         f"{s['text_image_label_agreement']:.0%} of raw pairs; one annotator per pair.",
         f"- Duplicates: {s['leaked_eval_pairs']['test']} test pairs repeat a training image or text, which inflates "
         "every model's score a little (`data.dedup: true` evaluates without them).",
-        "- DenseNet-121 has no ImageNet weights here and trains from scratch on a tiny input for a few CPU epochs "
-        "(see its 'measured on' note); the `gpu` profile runs the full schedule.", "",
+        "- DenseNet-121 cannot start from ImageNet weights offline and runs from scratch at 32 px for 1 epoch "
+        "on CPU, a stand-in rather than the thesis's model; the `gpu` profile runs the thesis's setting.",
+        "- The CV figures estimate unseen pairs of this distribution; tuning chose its values on the same folds.", "",
     ]
     return write_text(params.path("reports/REPORT.md"), "\n".join(lines))

@@ -9,7 +9,8 @@ Each model trains on the protocol's own train part, early-stops on its own dev (
 reads its own test part once. The configurations are those chosen on the CLMLF protocol (tuned
 values, the ablation's kept configuration); since CLMLF's train + dev overlaps these protocols'
 test parts, that choice of hyperparameters (not of weights) has seen some of their test pairs,
-and the report says so. Written: ``metrics/protocols/<model>_<protocol>.json``.
+and the report says so. Written: ``metrics/protocols/<model>_<protocol>.json`` and the test
+predictions, ``data/predictions/protocols/<model>_<protocol>.npz``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import pandas as pd
 from mmsent.config import Params
 from mmsent.data.mvsa import PARTS, agreement_labels, load_prepared, split_assignment
 from mmsent.evaluation.metrics import aggregate, bootstrap_interval, compute_metrics, write_scores
-from mmsent.io import read_json, write_json
+from mmsent.io import atomic_path, read_json, write_json
 from mmsent.parallel import run_jobs
-from mmsent.paths import METRICS_DIR
+from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR
 from mmsent.paths import PREPARED_DIR
 from mmsent.paths import SCORES_DIR
 from mmsent.training.fitting import job_workers, train_once
@@ -70,7 +71,23 @@ def protocol_job(params: Params, spec: ModelSpec, scheme: str, fold: int, seed: 
     probs, _ = predict_proba(model, data["test"])
     gold = parts["test"]["label_id"].astype(int).to_numpy()
     return {"metrics": {"seed": seed, "fold": fold, **compute_metrics(gold, probs.argmax(1))},
-            "gold": gold, "predicted": probs.argmax(1), "sizes": {p: len(df) for p, df in parts.items()}}
+            "gold": gold, "predicted": probs.argmax(1), "ids": parts["test"]["id"].astype(str).to_numpy(),
+            "sizes": {p: len(df) for p, df in parts.items()}}
+
+
+def save_predictions(params: Params, name: str, scheme: str, runs: list[dict[str, Any]]) -> None:
+    """``data/predictions/protocols/<model>_<protocol>.npz`` for the significance tests: ``ids`` and
+    ``gold`` of the test pairs and ``predicted`` (runs, pairs). Cheema's folds cut disjoint test
+    parts, so their runs pool into one prediction of every pair (one run: no seed to vary)."""
+    if scheme == "cheema":
+        runs = [{key: np.concatenate([r[key] for r in runs]) for key in ("ids", "gold", "predicted")}]
+    if any(list(r["ids"]) != list(runs[0]["ids"]) for r in runs):
+        raise ValueError(f"{name} on {scheme}: runs are not on the same test pairs")
+    path = params.path(PREDICTIONS_DIR) / "protocols" / f"{name}_{scheme}.npz"
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, ids=runs[0]["ids"].astype(str), gold=runs[0]["gold"],
+                                predicted=np.stack([r["predicted"] for r in runs]))
 
 
 def protocol_models(params: Params) -> list[str]:
@@ -101,6 +118,7 @@ def run(params: Params) -> dict[str, Any]:
             if scheme == "agreement":  # one test part for every seed: an interval over its pairs
                 m["test_interval"] = bootstrap_interval(runs[0]["gold"], np.stack([r["predicted"] for r in runs]))
             write_json(params.path(PROTOCOL_METRICS) / f"{name}_{scheme}.json", m)
+            save_predictions(params, name, scheme, runs)
             write_scores(params.path(SCORES_DIR) / "protocols", f"{name}_{scheme}", m)
             summary[f"{name}/{scheme}"] = {k: round(m[k]["mean"], 2) for k in ("accuracy", "weighted_f1")}
     return summary

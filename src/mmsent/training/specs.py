@@ -36,6 +36,7 @@ class ModelSpec:
     # how the augmented texts are used: "pairs" — further training pairs (same label and image);
     # "view" — a second view of each training pair for train.view_contrastive_weight, never a pair of its own
     augment_as: str = "pairs"
+    caveat: str | None = None  # what a reader must know to read its numbers (e.g. a CPU-budget stand-in)
 
     def __post_init__(self) -> None:
         if self.augment_as not in ("pairs", "view"):
@@ -50,18 +51,52 @@ class ModelSpec:
         return " + ".join(sorted(self.inputs, reverse=True))
 
 
-def model_specs(params: Params) -> dict[str, ModelSpec]:
-    specs = {}
-    for name, raw in (params.extra.get("models") or {}).items():
-        known = {f.name for f in dataclasses.fields(ModelSpec)} - {"name"}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"models.{name}: unknown key(s) {sorted(unknown)}")
-        specs[name] = ModelSpec(name=name, **copy.deepcopy(raw))
+def spec_from(name: str, raw: dict[str, Any], where: str = "models") -> ModelSpec:
+    unknown = set(raw) - ({f.name for f in dataclasses.fields(ModelSpec)} - {"name"})
+    if unknown:
+        raise ValueError(f"{where}.{name}: unknown key(s) {sorted(unknown)}")
+    return ModelSpec(name=name, **copy.deepcopy(raw))
 
+
+def model_specs(params: Params, chained: bool = True) -> dict[str, ModelSpec]:
+    """Every model of ``params.yaml`` (tuned values applied) and, with ``chained``, the ablation's
+    lever rows as the ``ablation`` stage built them on the configuration kept before each
+    (``params/ablation_chain.yaml``)."""
+    specs = {name: spec_from(name, raw) for name, raw in (params.extra.get("models") or {}).items()}
     for spec in specs.values():
         apply_best(params, spec)
+    if chained:
+        for row in read_chain(params).get("rows", []):
+            if row.get("spec") is not None:
+                specs[row["model"]] = spec_from(row["model"], row["spec"], "ablation_chain")
     return specs
+
+
+def chain_path(params: Params) -> Path:
+    """Written by the ``ablation`` stage: each row's spec, what it was built on, kept or not, what ships."""
+    report = Path((params.extra.get("ablation") or {}).get("report", "reports/ablation.md")).stem
+    return params.path(BEST_DIR) / f"{report}_chain.yaml"  # a profile's own ablation keeps its own chain
+
+
+def read_chain(params: Params) -> dict[str, Any]:
+    path = chain_path(params)
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
+MERGED = ("inputs", "options", "train", "train_per_dataset")  # a lever adds to these; it replaces other keys
+
+
+def derive(base: ModelSpec, name: str, adds: dict[str, Any]) -> dict[str, Any]:
+    """A lever row's spec: the kept configuration ``base`` (tuned values already in it) with one
+    lever's settings on top; mappings (inputs, options, train) merge key by key, the rest replace."""
+    raw = {k: copy.deepcopy(v) for k, v in dataclasses.asdict(base).items() if k != "name"}
+    unknown = set(adds) - set(raw)
+    if unknown:
+        raise ValueError(f"ablation row {name}: unknown key(s) in adds: {sorted(unknown)}")
+    for key, value in adds.items():
+        raw[key] = {**(raw[key] or {}), **value} if key in MERGED else value
+    raw.update(group="ablation", tuned_from=None, datasets=["single"])
+    return raw
 
 
 def train_config(params: Params, spec: ModelSpec, dataset: str | None = None) -> TrainConfig:
