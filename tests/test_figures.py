@@ -250,8 +250,9 @@ def test_tuning_figure_marks_the_chosen_trial_and_writes_only_the_history(tiny_p
     dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)}
     best = [70.0, 72.0, 71.0, 73.0, 69.0]
     for k, (value, shift, size) in enumerate([(71.0, 0, 5000), (70.5, -0.5, 800), (69.0, -2, 100)]):
+        attrs = {"fold_scores": [x + shift for x in best], "parameters": size}
         st.add_trial(optuna.trial.create_trial(params={"lr": 1e-3 + k * 1e-4}, distributions=dist, value=value,
-                                               user_attrs={"fold_scores": [x + shift for x in best], "parameters": size}))
+                                               user_attrs=attrs))
     chosen, _ = tune.choose_trial(st, folds=5)
     fig = tune.history_figure(st, folds=5)
     ax = fig.axes[0]

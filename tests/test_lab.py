@@ -7,6 +7,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
+
+from test_experiments import MODELS, project  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,3 +57,30 @@ def test_progress_bars_show_on_a_terminal_only(capsys):
     assert list(bar(range(3), True)) == [0, 1, 2]
     assert bar(range(3), True).disable  # pytest's stderr is not a terminal: no bar in the log
     assert bar(range(3), False).disable and not on_terminal(True) and not on_terminal(False)
+
+
+def test_a_stage_notebook_run_with_its_defaults_shows_and_writes_nothing(project, tmp_path):  # noqa: F811
+    """Run All in Lab on notebook 04 (default parameters) reads the stage's outputs and leaves every
+    file of the project as it was: only the DVC stage, with run_stage=true, retrains."""
+    import hashlib
+
+    from mmsent.training.runs import run_group
+    from mmsent.workflow.notebooks import execute
+
+    project.extra["models"] = {k: v for k, v in MODELS.items() if k == "attention_fusion"}
+    (project.path("params.yaml")).write_text(yaml.safe_dump({**yaml.safe_load(project.path("params.yaml").read_text()),
+                                                            "models": project.extra["models"]}))
+    run_group(project, "fusion")
+    root = project.path(".")
+
+    def snapshot():
+        return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+    before = snapshot()
+    out = execute(REPO / "notebooks" / "04_fusion.ipynb", tmp_path / "out" / "04.ipynb",
+                  {"params_path": str(project.path("params.yaml"))})
+    assert snapshot() == before  # nothing trained, no figure or metrics file rewritten
+    cells = nbformat.read(out, as_version=4).cells
+    shown = [o for c in cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any("attention_fusion" in o.get("text", "") for o in shown)
+    assert any("image/png" in o.get("data", {}) for o in shown)

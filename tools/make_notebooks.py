@@ -15,6 +15,10 @@ params_path = None
 profile = None
 '''
 
+# notebooks 02-05: shown, not run, unless asked (the DVC stage passes -p run_stage=true)
+STAGE_PARAMS = PARAMS + '''run_stage = False  # True retrains the stage and overwrites its DVC outputs; False shows them
+'''
+
 LOAD = '''
 from IPython.display import Image, Markdown, display
 
@@ -37,9 +41,10 @@ this notebook only drives it and shows the result."""),
 
 TRAIN = '''
 from mmsent.evaluation import plots
-from mmsent.training.runs import run_group
+from mmsent.training.runs import load_group, run_group
 
-results = run_group(params, "{group}")
+# run_stage False (Lab's default): read what the stage last wrote; nothing is trained or written
+results = run_group(params, "{group}") if run_stage else load_group(params, "{group}")
 runs = [(model, dataset) for model, by_dataset in results.items() for dataset in by_dataset]
 for model, dataset in runs:
     m = results[model][dataset]
@@ -53,8 +58,12 @@ figures = {"{group}_learning_curves": plots.learning_curves(params, runs)}
 for dataset, fig in plots.confusion_figures(params, runs).items():
     figures[f"{group}_confusion_{dataset}"] = fig
 figures["{group}_per_class_f1"] = plots.per_class_f1(params, runs){extra}
-for name, fig in figures.items():
-    display(Image(filename=str(plots.save_figure(fig, params, name))))
+if run_stage:
+    for name, fig in figures.items():
+        display(Image(filename=str(plots.save_figure(fig, params, name))))
+else:  # drawn for this session only: the stage's committed figures stay as it wrote them
+    for fig in figures.values():
+        display(Image(data=plots.png_bytes(fig)))
 '''
 
 for number, group, title, intro, extra in [
@@ -74,11 +83,11 @@ for number, group, title, intro, extra in [
     write_notebook(HERE / f"{name}.ipynb", [
         ("md", f"# {number} · {title}\n\n{intro}\n\nEvery model is trained by `mmsent.training.loop.fit`. Heads on cached "
                "features are stopped by cross-validation over train + dev (`mmsent.training.protocol`; the learning curves "
-               "are their fold models' held-out scores) and each seed's final model trains on train + dev for the "
+               "are the scores on the split that early-stopped them: each fold model's inner split, or dev) and each seed's final model trains on train + dev for the "
                "cross-validated epoch count; the BiLSTM, DenseNet-121 and MVSA-Multiple models early-stop on dev. "
                "Test is read once per final model (`mmsent.evaluation.metrics`). "
                "This notebook only drives `mmsent.training.runs` and `mmsent.evaluation.plots`."),
-        ("params", PARAMS),
+        ("params", STAGE_PARAMS),
         ("code", LOAD),
         ("code", TRAIN.replace("{group}", group)),
         ("code", FIGURES.replace("{group}", group).replace("{extra}", extra)),
@@ -89,22 +98,25 @@ write_notebook(HERE / "05_tuning.ipynb", [
            "trial scored by **cross-validation over train + dev** (never test): a seeded Sobol sampler and no pruner, "
            "so which trials run does not depend on their scores. The values written to `params/best_<model>.yaml` "
            "(read by the training stages) are the simplest trial within one corrected standard error of the best. "
+           "A study is named by a hash of its search space and protocol, so a changed space starts a new study. "
            "Logic: `mmsent.training.tune`."),
-    ("params", PARAMS),
+    ("params", STAGE_PARAMS),
     ("code", LOAD + "from mmsent.training import tune"),
-    ("code", "summary = tune.run(params)\nfor model, s in summary.items():\n"
+    ("code", "# run_stage False (Lab's default): the values the stage last chose; nothing is tuned or written\n"
+             "summary = tune.run(params) if run_stage else tune.load_summary(params)\nfor model, s in summary.items():\n"
              "    print(f\"{model}: chosen CV weighted F1 {s['chosen_cv_weighted_f1']:.2f} (best {s['best_cv_weighted_f1']:.2f}, "
              "one SE {s['one_se']:.2f}) after {s['trials']} trials: {s['chosen_params']}\")"),
-    ("code", "for path in sorted(params.path('reports/figures').glob('tuning_*.png')):\n    display(Image(filename=str(path)))"),
+    ("code", "for model in summary:\n    display(Image(filename=str(params.path(f'reports/figures/tuning_{model}_history.png'))))"),
 ])
 
 write_notebook(HERE / "06_statistics.ipynb", [
-    ("md", "# 06 · Significance tests\n\nPairwise McNemar exact tests (per seed), paired bootstrap CIs, paired t and "
-           "Wilcoxon over seeds, Holm correction, effect sizes — `mmsent.evaluation.stats`, on the saved test predictions."),
+    ("md", "# 06 · Significance of the declared comparisons\n\nThe questions in `params.yaml` → `report.questions`, "
+           "each answered on every protocol where both models ran, by a two-level paired bootstrap over test pairs and "
+           "seeds, Bonferroni-adjusted over the family — `mmsent.evaluation.stats`, on the saved test predictions."),
     ("params", PARAMS),
     ("code", LOAD + "import pandas as pd\nfrom mmsent.evaluation import stats"),
     ("code", "written = stats.run(params)\ntable = pd.read_csv(written['csv'])\n"
-             "for row in table.itertuples():\n    print(row.dataset, '|', stats.verdict(row))"),
+             "for row in table.itertuples():\n    print(f'{row.question} ({row.dataset}, {row.protocol}): {row.sentence}')"),
     ("code", "display(Markdown(written['md'].read_text()))"),
 ])
 

@@ -58,7 +58,8 @@ def image_size_figure(single: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(WIDTH * 0.6, 3.2), layout="constrained")
     ok = single[single["image_status"] == "ok"]
     sns.scatterplot(ok, x="image_width", y="image_height", s=6, alpha=0.3, linewidth=0, ax=ax)
-    ax.set(xlabel="width (px)", ylabel="height (px)", title="MVSA-Single image sizes\n(staged copy, longest side ≤ 256)")
+    ax.set(xlabel="width (px)", ylabel="height (px)",
+           title="MVSA-Single image sizes\n(staged copy, longest side ≤ 256)")
     return fig
 
 

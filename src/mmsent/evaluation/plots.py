@@ -45,6 +45,16 @@ def save_figure(fig, params: Params, name: str) -> Path:
     return out
 
 
+def png_bytes(fig) -> bytes:
+    """The figure as the report shows it (PNG at DPI), for a notebook to display without writing a file."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def figure(width: float = WIDTH, height: float = 3.0, **kw):
     """A constrained-layout figure: it keeps titles, tick labels and ``outside`` legends apart."""
     return plt.subplots(figsize=(width, height), layout="constrained", **kw)
@@ -133,8 +143,9 @@ def draw_confusion(ax, counts: np.ndarray, fontsize: float, first_column: bool =
     for (i, j), n in np.ndenumerate(counts):
         colour = "white" if share[i, j] > 0.6 else "black"
         ax.text(j + 0.5, i + 0.4, count_text(n), ha="center", va="center", fontsize=fontsize, color=colour, gid="count")
-        ax.text(j + 0.5, i + 0.76, f"{100 * share[i, j]:.0f}%", ha="center", va="center",
-                fontsize=fontsize - 1, color=colour, gid="share")
+        row_share = f"{100 * share[i, j]:.0f}%" if counts[i].sum() else "–"  # no gold pair of this class
+        ax.text(j + 0.5, i + 0.76, row_share, ha="center", va="center", fontsize=fontsize - 1, color=colour,
+                gid="share")
     ax.tick_params(axis="both", length=0, labelsize=fontsize, pad=2)
     ax.set_yticks(np.arange(3) + 0.5, LABELS if first_column else [], rotation=0)
     ax.set_xticks(np.arange(3) + 0.5, LABELS if bottom else [], rotation=35, ha="right", rotation_mode="anchor")

@@ -171,6 +171,22 @@ def run_model(params: Params, spec: ModelSpec) -> dict[str, dict]:
     return run_models(params, [spec])[spec.name]
 
 
+def load_group(params: Params, group: str) -> dict[str, dict]:
+    """What the stage of ``group`` last wrote (``metrics/<model>_<dataset>.json``), in
+    :func:`run_group`'s shape, reading and writing nothing else: a notebook shows it without retraining."""
+    from mmsent.io import read_json
+
+    out: dict[str, dict] = {}
+    for spec in model_specs(params).values():
+        for dataset in spec.datasets if spec.group == group else []:
+            path = params.path(METRICS_DIR) / f"{spec.name}_{dataset}.json"
+            if path.is_file():
+                out.setdefault(spec.name, {})[dataset] = read_json(path)
+    if not out:
+        raise FileNotFoundError(f"no metrics of the {group!r} models yet: run the stage (`dvc repro`) first")
+    return out
+
+
 def run_group(params: Params, group: str) -> dict[str, dict]:
     """Every model of one stage group (text, image or fusion)."""
     specs = [s for s in model_specs(params).values() if s.group == group]

@@ -17,6 +17,8 @@ to ``params/best_<model>.yaml``, which the training stages merge into the model'
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import time
 import warnings
@@ -110,6 +112,34 @@ def storage(params: Params) -> optuna.storages.BaseStorage:
     return open_storage()  # the sixth try raises whatever it meets
 
 
+def study_name(params: Params, model: str) -> str:
+    """``<model>-<dataset>-<hash>``: the hash covers what a trial's score depends on besides its
+    values (search space, protocol, trial settings, the model's spec), so a study run under other
+    settings is never resumed as if it were this one."""
+    cfg = tuning_config(params)
+    spec = model_specs(params, chained=False)[model]
+    what = {"space": cfg["spaces"][model], "protocol": params.extra.get("protocol"), "repeats": cfg.get("repeats", 1),
+            "trial_train": cfg.get("trial_train"), "train": params.extra.get("train"), "seed": cfg.get("seed", 0),
+            "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("options", "train")},
+            "raw": (params.extra.get("models") or {}).get(model), "estimator": "inner-split early stopping"}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{model}-{cfg.get('dataset', 'single')}-{digest}"
+
+
+def load_summary(params: Params) -> dict[str, Any]:
+    """What the stage last chose, from ``params/best_<model>.yaml`` (nothing is tuned or written)."""
+    out = {}
+    for model in tuning_config(params).get("models", []):
+        path = best_path(params, model)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run the tune stage (`dvc repro tune`) first")
+        best = yaml.safe_load(path.read_text(encoding="utf-8"))
+        out[model] = {"chosen_cv_weighted_f1": best["cv_weighted_f1"], "best_cv_weighted_f1": best["best_cv_weighted_f1"],
+                      "one_se": best["one_se"], "chosen_params": {**best["options"], **best["train"]},
+                      "trials": best["trials"]}
+    return out
+
+
 def study(params: Params, model: str, worker: int = 0) -> optuna.Study:
     cfg = tuning_config(params)
     with warnings.catch_warnings():  # QMC falls back to a seeded random sampler for categorical values
@@ -117,7 +147,7 @@ def study(params: Params, model: str, worker: int = 0) -> optuna.Study:
         sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=int(cfg.get("seed", 0)) + worker,
                                              warn_independent_sampling=False)
     return optuna.create_study(
-        study_name=f"{model}-{cfg.get('dataset', 'single')}", storage=storage(params), direction="maximize",
+        study_name=study_name(params, model), storage=storage(params), direction="maximize",
         sampler=sampler, pruner=optuna.pruners.NopPruner(), load_if_exists=True)
 
 

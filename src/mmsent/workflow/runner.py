@@ -48,7 +48,7 @@ def execute_notebook(name: str, params_path: Path, out_dir: Path) -> Path:
     from mmsent.workflow.notebooks import execute
 
     return execute(NOTEBOOKS / f"{name}.ipynb", out_dir / "notebooks" / f"{name}.ipynb",
-                   {"params_path": str(params_path)})
+                   {"params_path": str(params_path), "run_stage": True})
 
 
 def plan(params_path: Path, out_dir: Path) -> list[tuple[str, Callable[[], Any]]]:
