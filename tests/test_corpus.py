@@ -29,7 +29,8 @@ def test_loader_gives_each_bad_image_its_clear_error(name, error):
 def test_texts_decode_and_normalise():
     assert decode_bytes((CORPUS / "mixed_encodings.txt").read_bytes()).encoding == "cp1252"
     assert normalize_tweet(decode_bytes((CORPUS / "control_chars.txt").read_bytes()).text) == "ok [31mred"
-    assert normalize_tweet((CORPUS / "emoji_only.txt").read_text()) == "face with tears of joy face with tears of joy fire hundred points"
+    assert normalize_tweet((CORPUS / "emoji_only.txt").read_text()) == \
+        "face with tears of joy face with tears of joy fire hundred points"
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from mmsent.training.loop import load_checkpoint, predict_proba
 from test_experiments import project  # noqa: F401
 
 
-def _trained(project, names=("attention_fusion", "concat_fusion")):
+def _trained(project, names=("attention_fusion", "concat_fusion")):  # noqa: F811
     project.extra["models"]["concat_fusion"] = {"family": "concat_fusion", "group": "fusion",
                                                 "inputs": {"text": "fake_text", "image": "fake_image"},
                                                 "options": {"hidden": [8]}}

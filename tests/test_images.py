@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsent.data.images import CorruptImageError, ImageLoadError, ImageTooLargeError, MissingImageError, NotAnImageError, open_image
+from mmsent.data.images import (CorruptImageError, ImageLoadError, ImageTooLargeError, MissingImageError, NotAnImageError,
+                                open_image)
 
 
 def _bytes(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -18,8 +19,9 @@ def _bytes(img: Image.Image, fmt: str, **kw) -> bytes:
 def _png_header_claiming(width: int, height: int) -> bytes:
     """A PNG whose header claims a huge size (a decompression bomb never gets decoded)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data
-                                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
 
 

@@ -11,7 +11,7 @@ from mmsent.training.loop import load_checkpoint
 from test_experiments import project  # noqa: F401
 
 
-def _rewrite(project, model, fn):
+def _rewrite(project, model, fn):  # noqa: F811
     path = project.path(f"metrics/{model}_single.json")
     m = json.loads(path.read_text())
     fn(m)

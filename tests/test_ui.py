@@ -25,7 +25,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ui_url():
-    from mmsent.serving.ui import analyse, build_ui
+    from mmsent.serving.ui import build_ui
 
     demo = build_ui(Pipeline.load(device="cpu"), examples=[])
     port = free_port()

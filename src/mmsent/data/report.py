@@ -16,6 +16,7 @@ from mmsent.config import Params  # noqa: E402
 from mmsent.data.images import open_image  # noqa: E402
 from mmsent.data.labels import LABELS  # noqa: E402
 from mmsent.data.mvsa import PARTS  # noqa: E402
+from mmsent.evaluation.metrics import markdown_table  # noqa: E402
 from mmsent.evaluation.plots import PALETTE, WIDTH, save_figure  # noqa: E402
 from mmsent.io import read_json, write_text  # noqa: E402
 from mmsent.paths import FEATURES_DIR  # noqa: E402
@@ -162,7 +163,8 @@ def data_markdown(params: Params) -> str:
     ]
     if feats:
         frame = pd.DataFrame([{"encoder/dataset": k, **v} for k, v in feats.items()])
-        lines += ["## Cached features", "", frame.to_markdown(index=False), ""]
+        # columns_of: the cache whose columns an encoder's features are cut from ("–": computed itself)
+        lines += ["## Cached features", "", markdown_table(frame), ""]
     lines += [
         "## Figures",
         "![class balance](figures/data_class_balance.png)",
