@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+
 import yaml
 from PIL import Image
 
@@ -108,6 +110,7 @@ def write_params(project: Path, data_root: Path, **sections) -> Path:
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
     project.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "profiles", project / "profiles", dirs_exist_ok=True)  # the profiles beside it
     path = project / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

@@ -38,3 +38,14 @@ def test_unknown_and_invalid_keys_are_clear_errors(tmp_path):
         load_params(path)
     with pytest.raises(ValueError, match="data.split"):
         load_params(write_params(tmp_path / "b", tmp_path, data={"split": "random"}))
+
+
+def test_profiles_live_in_their_own_files_beside_params(tmp_path):
+    """profiles/<name>.yaml beside params.yaml is merged on top when chosen; the default leaves it out."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "big.yaml").write_text("features: {batch_size: 512}\n")
+    (tmp_path / "params.yaml").write_text("features: {batch_size: 8}\n")
+    assert load_params(tmp_path / "params.yaml").features.batch_size == 8
+    assert load_params(tmp_path / "params.yaml", profile="big").features.batch_size == 512
+    with pytest.raises(ValueError, match="known: \\['big'\\]"):
+        load_params(tmp_path / "params.yaml", profile="nope")

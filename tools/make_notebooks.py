@@ -83,7 +83,8 @@ for number, group, title, intro, extra in [
     write_notebook(HERE / f"{name}.ipynb", [
         ("md", f"# {number} · {title}\n\n{intro}\n\nEvery model is trained by `mmsent.training.loop.fit`. Heads on cached "
                "features are stopped by cross-validation over train + dev (`mmsent.training.protocol`; the learning curves "
-               "are the scores on the split that early-stopped them: each fold model's inner split, or dev) and each seed's final model trains on train + dev for the "
+               "are the scores on the split that early-stopped them: each fold model's inner split, or dev) "
+               "and each seed's final model trains on train + dev for the "
                "cross-validated epoch count; the BiLSTM, DenseNet-121 and MVSA-Multiple models early-stop on dev. "
                "Test is read once per final model (`mmsent.evaluation.metrics`). "
                "This notebook only drives `mmsent.training.runs` and `mmsent.evaluation.plots`."),
@@ -106,7 +107,8 @@ write_notebook(HERE / "05_tuning.ipynb", [
              "summary = tune.run(params) if run_stage else tune.load_summary(params)\nfor model, s in summary.items():\n"
              "    print(f\"{model}: chosen CV weighted F1 {s['chosen_cv_weighted_f1']:.2f} (best {s['best_cv_weighted_f1']:.2f}, "
              "one SE {s['one_se']:.2f}) after {s['trials']} trials: {s['chosen_params']}\")"),
-    ("code", "for model in summary:\n    display(Image(filename=str(params.path(f'reports/figures/tuning_{model}_history.png'))))"),
+    ("code", "for model in summary:\n"
+             "    display(Image(filename=str(params.path(f'reports/figures/tuning_{model}_history.png'))))"),
 ])
 
 write_notebook(HERE / "06_statistics.ipynb", [

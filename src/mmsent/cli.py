@@ -203,7 +203,8 @@ def predict_batch(csv_in: Path = typer.Argument(..., help="CSV with a text and/o
                   batch_size: int = typer.Option(32, min=1),
                   image_root: Optional[Path] = typer.Option(None, help="folder that relative image paths start from"),
                   workers: int = typer.Option(0, min=0, help="score on this many Ray workers (0: in this process)"),
-                  address: Optional[str] = typer.Option(None, help="a Ray cluster, e.g. ray://head:10001 (default: local Ray)")) -> None:
+                  address: Optional[str] = typer.Option(
+                      None, help="a Ray cluster, e.g. ray://head:10001 (default: local Ray)")) -> None:
     """Score a CSV of pairs; bad rows are reported and skipped, never fatal."""
     from mmsent.serving.batch import score_csv
 

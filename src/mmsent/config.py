@@ -172,17 +172,30 @@ def find_params_file(start: Path | None = None) -> Path:
     )
 
 
+PROFILES_DIR = "profiles"  # beside params.yaml: profiles/<name>.yaml, each merged on top when chosen
+
+
+def profile_settings(raw: dict[str, Any], base_dir: Path, name: str) -> dict[str, Any]:
+    """What profile ``name`` changes: ``profiles.<name>`` inside the params, else ``profiles/<name>.yaml``."""
+    inline = raw.get("profiles") or {}
+    if name in inline:
+        return inline[name] or {}
+    path = Path(base_dir) / PROFILES_DIR / f"{name}.yaml"
+    if path.is_file():
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    files = sorted(p.stem for p in (Path(base_dir) / PROFILES_DIR).glob("*.yaml"))
+    raise ValueError(f"unknown profile {name!r}; known: {sorted(set(inline) | set(files))}")
+
+
 def params_from_dict(raw: dict[str, Any], base_dir: Path = Path("."),
                      profile: str | None = None) -> Params:
-    """Typed params from a plain dict; ``profile`` merges ``profiles.<name>`` on top."""
+    """Typed params from a plain dict; ``profile`` merges that profile's settings on top."""
     raw = copy.deepcopy(raw)
-    profiles = raw.pop("profiles", {}) or {}
-    profile = profile or os.environ.get(PROFILE_ENV) or raw.pop("profile", None)
-    raw.pop("profile", None)
+    profile = profile or os.environ.get(PROFILE_ENV) or raw.get("profile")
     if profile and profile != "default":
-        if profile not in profiles:
-            raise ValueError(f"unknown profile {profile!r}; params.yaml has {sorted(profiles)}")
-        raw = deep_merge(raw, profiles[profile])
+        raw = deep_merge(raw, profile_settings(raw, base_dir, profile))
+    raw.pop("profiles", None)
+    raw.pop("profile", None)
     typed = {name: build_section(cls, raw.pop(name, {}) or {}, name) for name, cls in _SECTIONS.items()}
     params = Params(**typed, extra=raw, base_dir=base_dir)
     if os.environ.get(DATA_ROOT_ENV):

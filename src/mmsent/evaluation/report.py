@@ -169,7 +169,7 @@ def tuning_lines(params: Params) -> list[str]:
     bests = {m: yaml.safe_load(params.path(f"params/best_{m}.yaml").read_text(encoding="utf-8")) for m in tuned}
     everything = [r["model"] for _, r in collect(params).iterrows()]
     untuned = sorted({m for m in everything if m not in tuned} - {"majority", "vader"})
-    return [f"Tuned with Optuna (seeded Sobol sampler, no pruner), each trial scored by CV wF1 on the first "
+    return ["Tuned with Optuna (seeded Sobol sampler, no pruner), each trial scored by CV wF1 on the first "
             "repeat's folds; the simplest trial within one corrected SE of the best is written: "
             + ", ".join(f"`{m}` ({bests[m]['trials']} trials, [values](../params/best_{m}.yaml))" for m in tuned)
             + ". The lever rows of the ablation inherit the tuned values of the configuration they build on. "

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import yaml
 
-from mmsent.config import deep_merge, find_params_file, load_params
+from mmsent.config import deep_merge, find_params_file, load_params, profile_settings
 
 NOTEBOOKS = Path(__file__).resolve().parents[3] / "notebooks"  # the repository root's notebooks/
 
@@ -35,8 +35,9 @@ def write_params(out_dir: Path, profile: str | None, overrides: list[str], sourc
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     for item in overrides:
         raw = deep_merge(raw, parse_override(item))
-    if profile:
+    if profile:  # the profile's settings travel with the copy, wherever its file lives
         raw["profile"] = profile
+        raw.setdefault("profiles", {})[profile] = profile_settings(raw, source.parent, profile)
     root = Path(raw["data"]["root"])
     raw["data"]["root"] = str(root if root.is_absolute() else (source.parent / root).resolve())
     out_dir.mkdir(parents=True, exist_ok=True)
