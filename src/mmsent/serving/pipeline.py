@@ -48,11 +48,12 @@ class Pipeline:
         self.payload = payload
         self.id2label = {int(k): v for k, v in payload["id2label"].items()}
         self.encoder_names: dict[str, str] = dict(payload.get("encoders") or {})
-        from mmsent.models.registry import FEATURE_FAMILIES
+        from mmsent.models.registry import FAMILIES
 
-        if payload["family"] not in (*FEATURE_FAMILIES, "ensemble") or not self.encoder_names:
-            raise ValueError("this checkpoint was not trained on cached encoder features; "
-                             "Pipeline serves feature-based heads and fusion models")
+        if not FAMILIES[payload["family"]].servable or not self.encoder_names:
+            served = sorted(name for name, f in FAMILIES.items() if f.servable)
+            raise ValueError(f"a {payload['family']} checkpoint cannot be served: the Pipeline computes the inputs "
+                             f"of families on cached encoder features ({', '.join(served)})")
         self.text_config = TextConfig(**payload.get("text_config", {}))
         self.image_size = int(payload.get("image_size", 224))
         # the runtime its training features came from, unless asked otherwise (the two agree to ~1e-5)
