@@ -16,7 +16,7 @@ import plugin_family  # noqa: F401  (registers gated_fusion, as a plugin module 
 from test_experiments import project  # noqa: F401
 
 
-def _real_encoder_caches(project):
+def _real_encoder_caches(project):  # noqa: F811
     """Random features under the names of two encoders the Pipeline can run offline (VADER's 4 scores,
     EfficientNet-Lite0's 1280-d vector), so the trained head can be served for real."""
     table = np.load(feature_path(project, "fake_text", "single"))
