@@ -55,6 +55,7 @@ class Pipeline:
             raise ValueError(f"a {payload['family']} checkpoint cannot be served: the Pipeline computes the inputs "
                              f"of families on cached encoder features ({', '.join(served)})")
         self.text_config = TextConfig(**payload.get("text_config", {}))
+        self.temperature = float(payload.get("temperature", 1.0))  # 1: the model's own probabilities
         self.image_size = int(payload.get("image_size", 224))
         # the runtime its training features came from, unless asked otherwise (the two agree to ~1e-5)
         self.backend = backend or payload.get("feature_backend", "torch")
@@ -146,7 +147,8 @@ class Pipeline:
             mask[present] = 1.0
             batch[modality], batch[f"{modality}_mask"] = X.to(self.device), mask.to(self.device)
         out = self.model(batch)
-        result = {"probs": torch.softmax(out["logits"].float(), -1).cpu().numpy()}
+        # a shipped checkpoint carries the temperature fitted on out-of-fold predictions (calibration.py)
+        result = {"probs": torch.softmax(out["logits"].float() / self.temperature, -1).cpu().numpy()}
         if "weights" in out:
             result["weights"] = out["weights"].float().cpu().numpy()
         return result
