@@ -56,6 +56,10 @@ def test_ship_copies_the_checkpoint_and_writes_the_card(project, monkeypatch):  
     assert 0.05 <= payload["temperature"] <= 20 and "out-of-fold" in payload["calibration"]
     assert "## Calibration" in card and "% before" in card
     assert project.path("reports/figures/calibration_reliability.png").is_file()
+    # what to expect, measured: both inputs, text only, image only, per-class F1
+    expect = project.path("reports/tables/readme_expect.md").read_text()
+    assert "| text only |" in expect and "| image only |" in expect and "Per-class F1" in expect
+    assert expect.strip() in card
 
 
 def test_the_card_says_whether_the_model_reads_text_inside_images():
