@@ -233,6 +233,32 @@ def predict_batch(table: Path = typer.Argument(..., help="pairs to score: .csv, 
         typer.echo(f"row {row['row']}: {row['error']}", err=True)
 
 
+@app.command("fit")
+def fit_own(table: Path = typer.Argument(..., help="labelled pairs: .csv, .jsonl or .parquet"),
+            out: Path = typer.Option(..., "--out", help="the checkpoint to write (.pt); its card goes beside it (.md)"),
+            model: Optional[Path] = typer.Option(None, "--model", help="whose encoders and head settings to use "
+                                                                      "(default: the shipped model)"),
+            label_col: str = typer.Option("label", help="the label column: positive / neutral / negative, or "
+                                                        "any label set the file uses"),
+            text_col: str = typer.Option("text"), image_col: str = typer.Option("image"),
+            image_root: Optional[Path] = typer.Option(None, help="folder that relative image paths start from"),
+            folds: int = typer.Option(5, min=2, help="cross-validation folds (each class needs this many pairs)"),
+            seed: int = typer.Option(0)) -> None:
+    """Train the shipped configuration's head on your own labelled pairs (frozen encoders, epochs chosen
+    by cross-validation); the checkpoint works wherever --model does."""
+    from mmsent.training.own_data import FitConfig, TrainingDataError, fit_own as run_fit
+
+    try:
+        summary = run_fit(_pipeline(model), table, out, label_col, text_col, image_col, image_root,
+                          FitConfig(folds=folds, seed=seed))
+    except (TrainingDataError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"wrote {summary['out']} and {summary['card']}: CV weighted F1 {summary['cv_weighted_f1']:.2f} ± "
+               f"{summary['cv_se']:.2f} over {summary['pairs']} pairs ({summary['folds']} folds), "
+               f"{summary['epochs']} epoch(s)")
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = ModelOpt,
           params: Optional[Path] = ParamsOpt,

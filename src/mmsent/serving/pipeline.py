@@ -133,6 +133,17 @@ class Pipeline:
 
     @torch.inference_mode()
     def _forward(self, items: Sequence[Prepared]) -> dict[str, np.ndarray]:
+        out = self.model(self.features(items))
+        # a shipped checkpoint carries the temperature fitted on out-of-fold predictions (calibration.py)
+        result = {"probs": torch.softmax(out["logits"].float() / self.temperature, -1).cpu().numpy()}
+        if "weights" in out:
+            result["weights"] = out["weights"].float().cpu().numpy()
+        return result
+
+    @torch.inference_mode()
+    def features(self, items: Sequence[Prepared]) -> dict[str, torch.Tensor]:
+        """The model's input batch for prepared pairs: each encoder's vectors and a presence mask
+        per input (an absent side is zeros, masked). Also what `mmsent fit` trains a new head on."""
         n = len(items)
         batch: dict[str, torch.Tensor] = {}
         for modality in self.modalities:
@@ -146,12 +157,7 @@ class Pipeline:
             mask = torch.zeros(n)
             mask[present] = 1.0
             batch[modality], batch[f"{modality}_mask"] = X.to(self.device), mask.to(self.device)
-        out = self.model(batch)
-        # a shipped checkpoint carries the temperature fitted on out-of-fold predictions (calibration.py)
-        result = {"probs": torch.softmax(out["logits"].float() / self.temperature, -1).cpu().numpy()}
-        if "weights" in out:
-            result["weights"] = out["weights"].float().cpu().numpy()
-        return result
+        return batch
 
     def _dim(self, modality: str) -> int:
         return input_width(self.payload["config"], modality)

@@ -12,6 +12,7 @@ into the card.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -23,7 +24,7 @@ from mmsent.data.labels import LABEL2ID, LABELS
 from mmsent.evaluation.metrics import fmt, markdown_table
 from mmsent.io import atomic_path, read_json, replace_block, write_text
 from mmsent.paths import ASSETS, METRICS_DIR, MODELS_DIR
-from mmsent.training.specs import model_specs, read_chain
+from mmsent.training.specs import model_specs, read_chain, train_config
 
 
 def shipped_seed(params: Params) -> int:
@@ -262,7 +263,9 @@ def run(params: Params, dataset: str = "single") -> dict:
         else:
             shutil.copyfile(params.path(MODELS_DIR) / model / dataset / f"seed{seed}.pt", tmp)
         payload = torch.load(tmp, map_location="cpu", weights_only=True)
-        payload.update(temperature=calibration["temperature"], calibration=calibration["fitted_on"])
+        # what `mmsent fit` needs to train this head's configuration on someone else's pairs
+        train = dataclasses.asdict(train_config(params, model_specs(params)[model], dataset))
+        payload.update(temperature=calibration["temperature"], calibration=calibration["fitted_on"], train_config=train)
         torch.save(payload, tmp)
     write_text(assets / "MODEL_CARD.md", model_card(params, model, seed, table, dataset, chosen, calibration, expect))
     return {"model": model, "seed": seed, "ensemble": chosen["name"] if chosen else None}
