@@ -263,6 +263,8 @@ def fit_own(table: Path = typer.Argument(..., help="labelled pairs: .csv, .jsonl
 def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = ModelOpt,
           params: Optional[Path] = ParamsOpt,
           image_dir: Optional[Path] = typer.Option(None, help="folder that image_path requests may read from"),
+          checkpoint_dir: Path = typer.Option(Path("mmsent-checkpoints"),
+                                              help="where POST /train/pairs saves the models it trains"),
           train_token: Optional[str] = typer.Option(None, envvar="MMSENT_TRAIN_TOKEN",
                                                     help="POST /train needs 'Authorization: Bearer TOKEN'; without "
                                                          "one, a server bound beyond loopback refuses /train")) -> None:
@@ -276,7 +278,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = Mod
 
     pipe = _pipeline(model)  # a wrong path is a one-line error before the server starts
     uvicorn.run(create_app(model_path=model, pipeline=pipe, params_path=params, image_dir=image_dir,
-                           train_token=train_token, loopback_only=is_loopback(host)), host=host, port=port)
+                           train_token=train_token, loopback_only=is_loopback(host), checkpoint_dir=checkpoint_dir),
+                host=host, port=port)
 
 
 @app.command()
