@@ -185,3 +185,41 @@ def test_the_server_caps_malloc_arenas_where_the_c_library_is_glibc():
     from mmsent.serving.malloc import bound_malloc_arenas
 
     assert bound_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_train_on_a_labelled_file_saves_and_serves_a_checkpoint_named_in_the_job(tmp_path):
+    """POST /train/pairs: a labelled file in, a background `mmsent fit`, a job whose finished status
+    names the saved checkpoint, which the server then serves; a bad file fails the job alone."""
+    import pandas as pd
+    from fastapi.testclient import TestClient
+
+    from mmsent.serving.api import create_app
+
+    from test_own_data import labelled
+
+    src = labelled(tmp_path, images=False)
+    app = create_app(pipeline=Pipeline.load(device="cpu"), checkpoint_dir=tmp_path / "ckpt")
+    c = TestClient(app)
+
+    def finished(job_id):
+        for _ in range(600):
+            body = c.get(f"/jobs/{job_id}").json()
+            if body["status"] in ("succeeded", "failed"):
+                return body
+            time.sleep(0.1)
+        raise AssertionError("training job did not finish")
+
+    r = c.post("/train/pairs", files={"file": ("mine.csv", src.read_bytes(), "text/csv")}, data={"folds": "3"})
+    assert r.status_code == 202, r.text
+    done = finished(r.json()["job_id"])
+    assert done["status"] == "succeeded", done
+    assert done["checkpoint"].endswith(".pt") and (tmp_path / "ckpt").is_dir()
+    assert set(pd.Series(c.post("/predict", data={"text": "love it"}).json()["probabilities"]).index) == \
+        {"positive", "neutral", "negative"}
+    bad = pd.read_csv(src).assign(label="positive")
+    r = c.post("/train/pairs", files={"file": ("bad.csv", bad.to_csv(index=False).encode(), "text/csv")})
+    assert finished(r.json()["job_id"])["status"] == "failed"
+    r = c.post("/train/pairs", files={"file": ("x.txt", b"hello", "text/plain")})
+    assert r.status_code == 400
+    r = c.post("/train/pairs", files={"file": ("p.csv", b"text,image,label\nhi,../../etc/passwd,positive\n")})
+    assert r.status_code == 403

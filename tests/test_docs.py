@@ -17,6 +17,7 @@ READ = ["README.md", "reports/REPORT.md", "reports/results.md", "reports/ablatio
 
 
 @pytest.mark.parametrize("doc, block, table", [("README.md", "results", "reports/tables/readme_results.md"),
+                                               ("README.md", "expect", "reports/tables/readme_expect.md"),
                                                ("docs/protocol.md", "cv-estimators", "reports/tables/cv_estimators.md")])
 def test_documents_hold_the_generated_tables(doc, block, table):
     generated = (REPO / table).read_text(encoding="utf-8")

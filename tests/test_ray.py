@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mmsent.serving.batch import score_csv
+from mmsent.serving.batch import score_file
 from mmsent.serving.pipeline import Pipeline, default_model_path
 
 pytest.importorskip("ray")
@@ -24,7 +24,7 @@ def test_ray_workers_score_like_one_process_and_keep_bad_rows(tmp_path):
     rows += [{"text": "", "image": "bad.jpg"}, {"text": "", "image": ""}, {"text": "only text", "image": "missing.jpg"}]
     pd.DataFrame(rows).to_csv(tmp_path / "pairs.csv", index=False)
 
-    here = score_csv(Pipeline.load(device="cpu"), tmp_path / "pairs.csv", tmp_path / "here.csv", batch_size=4,
+    here = score_file(Pipeline.load(device="cpu"), tmp_path / "pairs.csv", tmp_path / "here.csv", batch_size=4,
                      progress=False)
     # the README's command: mmsent predict-batch pairs.csv --out scored.csv --workers 2
     from typer.testing import CliRunner
@@ -38,6 +38,6 @@ def test_ray_workers_score_like_one_process_and_keep_bad_rows(tmp_path):
     assert spread["rows"] == here["rows"] == 12
     assert spread["bad_rows"] == here["bad_rows"] and [b["row"] for b in spread["bad_rows"]] == [11, 12, 13]
     a, b = pd.read_csv(tmp_path / "here.csv"), pd.read_csv(tmp_path / "ray.csv")
-    assert list(a["label"]) == list(b["label"]) and list(a["text"]) == list(b["text"])  # same order
+    assert list(a["pred_label"]) == list(b["pred_label"]) and list(a["text"]) == list(b["text"])  # same order
     probs = [c for c in a.columns if c.startswith("p_")]
     assert np.allclose(a[probs].to_numpy(float), b[probs].to_numpy(float), atol=1e-5, equal_nan=True)

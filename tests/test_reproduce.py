@@ -102,7 +102,7 @@ def test_perturbed_check_reruns_after_the_features_and_detects_a_flipped_choice(
     from mmsent.workflow import reproduce
     from mmsent.training import tune
     from mmsent.config import load_params
-    from mmsent.models.registry import FEATURE_FAMILIES
+    from mmsent.training.specs import uses_cv
     from mmsent.training.specs import model_specs
     from mmsent.training.runs import run_models
 
@@ -122,7 +122,7 @@ def test_perturbed_check_reruns_after_the_features_and_detects_a_flipped_choice(
     protocol.run(project)
     tune.run(project)
     run_models(project, [s for s in model_specs(project).values()
-                         if s.group in ("text", "image", "fusion") and s.family in FEATURE_FAMILIES])
+                         if s.group in ("text", "image", "fusion") and uses_cv(s, "single")])
     ablation.run(project)
     root = project.path(".")
     out = reproduce.check_perturbed(tmp_path / "perturbed", 1e-5, project=root,

@@ -52,6 +52,14 @@ def test_ship_copies_the_checkpoint_and_writes_the_card(project, monkeypatch):  
     assert payload["model_name"] == out["model"] == "attention_fusion" and payload["seed"] == out["seed"]
     card = (assets / "MODEL_CARD.md").read_text()
     assert "Chosen by cross-validation, never on test" in card and "Intended use and limits" in card
+    # calibrated on out-of-fold predictions, the temperature travels in the checkpoint, ECE in the card
+    assert 0.05 <= payload["temperature"] <= 20 and "out-of-fold" in payload["calibration"]
+    assert "## Calibration" in card and "% before" in card
+    assert project.path("reports/figures/calibration_reliability.png").is_file()
+    # what to expect, measured: both inputs, text only, image only, per-class F1
+    expect = project.path("reports/tables/readme_expect.md").read_text()
+    assert "| text only |" in expect and "| image only |" in expect and "Per-class F1" in expect
+    assert expect.strip() in card
 
 
 def test_the_card_says_whether_the_model_reads_text_inside_images():

@@ -3,13 +3,16 @@
 from mmsent.data.labels import ID2LABEL, LABEL2ID, LABELS
 from mmsent.version import __version__
 
-__all__ = ["ID2LABEL", "LABEL2ID", "LABELS", "Pipeline", "__version__"]
+__all__ = ["ID2LABEL", "ImageLoadError", "InputError", "LABEL2ID", "LABELS", "Pipeline", "__version__"]
+
+# `from mmsent import Pipeline, InputError, ImageLoadError` without importing torch for every `import mmsent`
+_LAZY = {"Pipeline": "mmsent.serving.pipeline", "InputError": "mmsent.serving.prepared",
+         "ImageLoadError": "mmsent.data.images"}
 
 
 def __getattr__(name: str):
-    # `from mmsent import Pipeline` without importing torch for every `import mmsent`
-    if name == "Pipeline":
-        from mmsent.serving.pipeline import Pipeline
+    if name in _LAZY:
+        import importlib
 
-        return Pipeline
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'mmsent' has no attribute {name!r}")

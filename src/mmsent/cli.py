@@ -160,9 +160,14 @@ ModelOpt = typer.Option(None, "--model", help="checkpoint to use (default: the s
 
 
 def _pipeline(model: Optional[Path]):
+    """The model to serve, or a one-line error (a wrong path, a checkpoint that cannot be served)."""
     from mmsent.serving.pipeline import Pipeline
 
-    return Pipeline.load(model)
+    try:
+        return Pipeline.load(model)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -197,29 +202,69 @@ def predict(text: Optional[str] = typer.Option(None, help="tweet text"),
 
 
 @app.command("predict-batch")
-def predict_batch(csv_in: Path = typer.Argument(..., help="CSV with a text and/or an image column"),
-                  out: Path = typer.Option(..., "--out", help="output CSV"),
+def predict_batch(table: Path = typer.Argument(..., help="pairs to score: .csv, .jsonl or .parquet"),
+                  out: Path = typer.Option(..., "--out", help="scored table: .csv, .jsonl or .parquet"),
                   model: Optional[Path] = ModelOpt,
+                  text_col: str = typer.Option("text", help="the column holding the tweet text"),
+                  image_col: str = typer.Option("image", help="the column holding image paths"),
+                  id_col: Optional[str] = typer.Option(None, help="a column naming each row in error reports"),
+                  label_col: Optional[str] = typer.Option(
+                      None, help="a gold label column: adds accuracy, weighted F1 and a confusion matrix"),
                   batch_size: int = typer.Option(32, min=1),
-                  image_root: Optional[Path] = typer.Option(None, help="folder that relative image paths start from"),
+                  image_root: Optional[Path] = typer.Option(
+                      None, help="folder that relative image paths start from (default: the input's folder)"),
                   workers: int = typer.Option(0, min=0, help="score on this many Ray workers (0: in this process)"),
                   address: Optional[str] = typer.Option(
                       None, help="a Ray cluster, e.g. ray://head:10001 (default: local Ray)")) -> None:
-    """Score a CSV of pairs; bad rows are reported and skipped, never fatal."""
-    from mmsent.serving.batch import score_csv
+    """Score a table of pairs; bad rows are reported and skipped, never fatal. Output columns:
+    the input's, then pred_label, pred_score, p_positive, p_neutral, p_negative, pred_modalities, error."""
+    from mmsent.serving.batch import score_file, summary_text
 
     distributed = bool(workers or address)
-    summary = score_csv(None if distributed else _pipeline(model), csv_in, out, batch_size=batch_size,
-                        image_root=image_root, workers=workers, address=address, model_path=model)
-    typer.echo(json.dumps(summary))
+    try:
+        summary = score_file(None if distributed else _pipeline(model), table, out, batch_size=batch_size,
+                             image_root=image_root, workers=workers, address=address, model_path=model,
+                             text_col=text_col, image_col=image_col, id_col=id_col, label_col=label_col)
+    except ValueError as exc:  # an unreadable table, missing or clashing columns: nothing written
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(summary_text(summary))
     for row in summary["bad_rows"][:20]:
         typer.echo(f"row {row['row']}: {row['error']}", err=True)
+
+
+@app.command("fit")
+def fit_own(table: Path = typer.Argument(..., help="labelled pairs: .csv, .jsonl or .parquet"),
+            out: Path = typer.Option(..., "--out", help="the checkpoint to write (.pt); its card goes beside it (.md)"),
+            model: Optional[Path] = typer.Option(None, "--model", help="whose encoders and head settings to use "
+                                                                      "(default: the shipped model)"),
+            label_col: str = typer.Option("label", help="the label column: positive / neutral / negative, or "
+                                                        "any label set the file uses"),
+            text_col: str = typer.Option("text"), image_col: str = typer.Option("image"),
+            image_root: Optional[Path] = typer.Option(None, help="folder that relative image paths start from"),
+            folds: int = typer.Option(5, min=2, help="cross-validation folds (each class needs this many pairs)"),
+            seed: int = typer.Option(0)) -> None:
+    """Train the shipped configuration's head on your own labelled pairs (frozen encoders, epochs chosen
+    by cross-validation); the checkpoint works wherever --model does."""
+    from mmsent.training.own_data import FitConfig, TrainingDataError, fit_own as run_fit
+
+    try:
+        summary = run_fit(_pipeline(model), table, out, label_col, text_col, image_col, image_root,
+                          FitConfig(folds=folds, seed=seed))
+    except (TrainingDataError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"wrote {summary['out']} and {summary['card']}: CV weighted F1 {summary['cv_weighted_f1']:.2f} ± "
+               f"{summary['cv_se']:.2f} over {summary['pairs']} pairs ({summary['folds']} folds), "
+               f"{summary['epochs']} epoch(s)")
 
 
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = ModelOpt,
           params: Optional[Path] = ParamsOpt,
           image_dir: Optional[Path] = typer.Option(None, help="folder that image_path requests may read from"),
+          checkpoint_dir: Path = typer.Option(Path("mmsent-checkpoints"),
+                                              help="where POST /train/pairs saves the models it trains"),
           train_token: Optional[str] = typer.Option(None, envvar="MMSENT_TRAIN_TOKEN",
                                                     help="POST /train needs 'Authorization: Bearer TOKEN'; without "
                                                          "one, a server bound beyond loopback refuses /train")) -> None:
@@ -231,8 +276,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = Mod
 
     bound_malloc_arenas()
 
-    uvicorn.run(create_app(model_path=model, params_path=params, image_dir=image_dir, train_token=train_token,
-                           loopback_only=is_loopback(host)), host=host, port=port)
+    pipe = _pipeline(model)  # a wrong path is a one-line error before the server starts
+    uvicorn.run(create_app(model_path=model, pipeline=pipe, params_path=params, image_dir=image_dir,
+                           train_token=train_token, loopback_only=is_loopback(host), checkpoint_dir=checkpoint_dir),
+                host=host, port=port)
 
 
 @app.command()

@@ -70,13 +70,13 @@ def fold_scores(params: Params, members: list[str], bag: bool, dataset: str = "s
     ids = runs[0]["ids"]
     if any(not np.array_equal(r["ids"], ids) for r in runs):
         raise ValueError(f"the fold predictions of {members} are over different pairs; rerun their stages")
-    gold = _pool_gold(params, dataset, ids)
+    gold = pool_gold(params, dataset, ids)
     probs = averaged(runs, bag)
     masks = held_out(params, list(ids), dataset, repeats=1)
     return np.array([100 * f1_score(gold[m], probs[m].argmax(1), average="weighted", zero_division=0) for m in masks])
 
 
-def _pool_gold(params: Params, dataset: str, ids: np.ndarray) -> np.ndarray:
+def pool_gold(params: Params, dataset: str, ids: np.ndarray) -> np.ndarray:
     frame = pool(load_parts(params, dataset)).assign(id=lambda d: d["id"].astype(str)).set_index("id")
     return frame.loc[list(ids), "label_id"].astype(int).to_numpy()
 

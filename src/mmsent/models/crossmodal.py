@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from mmsent.models.fusion import AttentionFusionConfig, attention_head
+from mmsent.models.registry import register
 
 
 @dataclass
@@ -43,6 +44,7 @@ def _masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(1) / w.sum(1).clamp(min=1.0)
 
 
+@register("crossmodal_fusion", CrossModalFusionConfig)
 class CrossModalFusion(nn.Module):
     inputs = ("text", "image")
 

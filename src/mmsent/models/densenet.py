@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from mmsent.features.image_encoders import load_state_dict, torchvision_weights
+from mmsent.models.registry import register
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -27,6 +28,8 @@ class DenseNetConfig:
     num_labels: int = 3
 
 
+# end to end on pixels: too slow on a CPU for k folds, and the Pipeline serves cached-feature heads only
+@register("densenet121", DenseNetConfig, reads="pixels", modality="image")
 class DenseNetClassifier(nn.Module):
     inputs = ("pixels",)
 
@@ -50,6 +53,10 @@ class DenseNetClassifier(nn.Module):
         self.net.load_state_dict(state, strict=False)
         self.config.pretrained = True
         return True
+
+    def facts(self) -> dict:
+        """Copied into the model's metrics: whether ImageNet weights were loaded."""
+        return {"imagenet_pretrained": bool(self.config.pretrained)}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch["pixels"].float() / 255.0  # uint8 (B, 3, H, W)

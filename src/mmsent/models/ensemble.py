@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmsent.models.registry import build_model
+from mmsent.models.registry import build_model, register
 
 
 @dataclass
@@ -27,6 +27,7 @@ class EnsembleConfig:
             raise ValueError("an ensemble needs at least one member")
 
 
+@register("ensemble", EnsembleConfig, reads="members", servable=True)
 class ProbabilityEnsemble(nn.Module):
     def __init__(self, config: EnsembleConfig) -> None:
         super().__init__()

@@ -16,6 +16,7 @@ from torch import nn
 from mmsent.features.base import local_model_path
 from mmsent.features.text_encoders import mean_pool
 from mmsent.models.fusion import AttentionFusionConfig, attention_head
+from mmsent.models.registry import register
 
 
 @dataclass
@@ -28,6 +29,8 @@ class FinetuneFusionConfig(AttentionFusionConfig):
     layer_decay: float = 0.9
 
 
+# fine-tunes MiniLM end to end: minutes a seed on a CPU, so no k folds
+@register("finetune_fusion", FinetuneFusionConfig, reads="features+tokens")
 class FinetuneFusion(nn.Module):
     inputs = ("input_ids", "attention_mask", "image")
 

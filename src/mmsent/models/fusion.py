@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from mmsent.models.heads import mlp
+from mmsent.models.registry import register
 
 MODALITIES = ("text", "image")
 # model input → the part of a pair it is computed from (the Pipeline encodes it from there)
@@ -77,6 +78,7 @@ class ConcatFusionConfig:
     num_labels: int = 3
 
 
+@register("concat_fusion", ConcatFusionConfig)
 class ConcatFusion(nn.Module):
     inputs = MODALITIES
 
@@ -119,6 +121,7 @@ class AttentionFusionConfig:
             raise ValueError(f"attention fusion gate must be modality or feature, not {self.gate!r}")
 
 
+@register("attention_fusion", AttentionFusionConfig)
 class AttentionFusion(nn.Module):
     inputs = MODALITIES
 
@@ -190,6 +193,7 @@ class LateFusionConfig:
     num_labels: int = 3
 
 
+@register("late_fusion", LateFusionConfig)
 class LateFusion(nn.Module):
     """Two unimodal classifiers trained jointly; their probabilities are mixed."""
 

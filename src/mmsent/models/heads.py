@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from mmsent.models.registry import register
 
 
 def mlp(dims: list[int], dropout: float, batch_norm: bool = True) -> nn.Sequential:
@@ -27,7 +28,12 @@ class MLPHeadConfig:
     dropout: float = 0.5
     num_labels: int = 3
 
+    def set_dims(self, dims: dict[str, int]) -> None:
+        """One cached input: its name and width (mmsent.training.inputs)."""
+        (self.input, self.input_dim), = dims.items()
 
+
+@register("mlp_head", MLPHeadConfig)
 class MLPHead(nn.Module):
     inputs: tuple[str, ...]
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mmsent.models.fusion import AttentionFusionConfig, attention_head
+from mmsent.models.registry import register
 
 HEAD_WIDTH = 1280  # EfficientNet-Lite0's head convolution
 
@@ -32,6 +33,7 @@ class ImageTopFusionConfig(AttentionFusionConfig):
     freeze_norm_stats: bool = False  # keep the batch norm's ImageNet statistics (its scale and shift still train)
 
 
+@register("imagetop_fusion", ImageTopFusionConfig)
 class ImageTopFusion(nn.Module):
     inputs = ("text", "image")
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
+from mmsent.models.registry import register
 
 PAD, UNK = "<pad>", "<unk>"
 
@@ -65,6 +66,7 @@ class BiLSTMConfig:
     num_labels: int = 3
 
 
+@register("bilstm", BiLSTMConfig, reads="tokens", modality="text")
 class BiLSTMClassifier(nn.Module):
     inputs = ("tokens",)
 
@@ -91,6 +93,10 @@ class BiLSTMClassifier(nn.Module):
                 self.embedding.weight[row] = torch.from_numpy(np.array(matrix[g]))
         self.config.glove_coverage = len(hits) / max(1, len(self.config.vocab) - 2)
         return self.config.glove_coverage
+
+    def facts(self) -> dict:
+        """Copied into the model's metrics: the share of the vocabulary GloVe initialised."""
+        return {"glove_coverage": float(self.config.glove_coverage)}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         emb = self.dropout(self.embedding(batch["tokens"]))

@@ -1,36 +1,75 @@
-"""The model registry: family name → (config dataclass, module class). Filled by
-:mod:`mmsent.models`; kept apart so a model made of other models (:mod:`mmsent.models.ensemble`)
-builds its members without importing the package that registers it."""
+"""The model registry: each family registers itself where it is defined (:func:`register`, a class
+decorator), with what it needs: its config, what its inputs are built from, whether it is
+cross-validated and served. :mod:`mmsent.models` imports every module of the package, so a new
+module there is found without being listed. Kept apart so a model made of other models
+(:mod:`mmsent.models.ensemble`) builds its members without importing the package that fills it."""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {}
+READS = ("features", "features+tokens", "tokens", "pixels", "members")
 
 
-def register(name: str, config_cls: type, module_cls: type[nn.Module]) -> None:
-    REGISTRY[name] = (config_cls, module_cls)
+@dataclass(frozen=True)
+class Family:
+    """What a model family declares where it is defined (see :func:`register`)."""
+
+    name: str
+    config: type
+    module: type[nn.Module]
+    # what its inputs are built from (mmsent.training.inputs.BUILDERS): cached encoder features,
+    # features + the tweet's tokens for an encoder it fine-tunes, word tokens, pixels, or other models
+    reads: str = "features"
+    cross_validated: bool = True  # chosen and early-stopped by cross-validation (cheap enough for k folds)
+    servable: bool = True  # the Pipeline computes its inputs from a raw (text, image) pair
+    modality: str | None = None  # fixed ("text", "image") when it reads no encoder inputs
 
 
-def make_config(family: str, values: dict[str, Any]):
-    if family not in REGISTRY:
-        raise KeyError(f"unknown model family {family!r}; known: {sorted(REGISTRY)}")
-    config_cls = REGISTRY[family][0]
+FAMILIES: dict[str, Family] = {}
+
+
+def register(name: str, config: type, *, reads: str = "features", cross_validated: bool | None = None,
+             servable: bool | None = None, modality: str | None = None):
+    """Class decorator: ``@register("my_fusion", MyFusionConfig)`` above the module makes the family
+    trainable, cross-validated, served and reported by name; nothing else lists families. Families on
+    cached features are cross-validated and served unless they say otherwise."""
+    if reads not in READS:
+        raise ValueError(f"family {name}: reads must be one of {READS}, not {reads!r}")
+
+    def add(module_cls: type[nn.Module]) -> type[nn.Module]:
+        on_features = reads == "features"
+        FAMILIES[name] = Family(name, config, module_cls, reads,
+                                on_features if cross_validated is None else cross_validated,
+                                on_features if servable is None else servable, modality)
+        return module_cls
+
+    return add
+
+
+def family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise KeyError(f"unknown model family {name!r}; known: {sorted(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def make_config(name: str, values: dict[str, Any]):
+    config_cls = family(name).config
     known = {f.name for f in dataclasses.fields(config_cls)}
     unknown = set(values) - known
     if unknown:
-        raise ValueError(f"unknown option(s) for {family}: {sorted(unknown)}; known: {sorted(known)}")
+        raise ValueError(f"unknown option(s) for {name}: {sorted(unknown)}; known: {sorted(known)}")
     return config_cls(**values)
 
 
-def build_model(family: str, config) -> nn.Module:
+def build_model(name: str, config) -> nn.Module:
     if not dataclasses.is_dataclass(config):
-        config = make_config(family, dict(config))
-    return REGISTRY[family][1](config)
+        config = make_config(name, dict(config))
+    return family(name).module(config)
 
 
 def input_width(config: dict[str, Any], modality: str) -> int:
@@ -41,6 +80,3 @@ def input_width(config: dict[str, Any], modality: str) -> int:
         raise KeyError(f"the model's config gives no input width for {modality!r}")
     return int(width)
 
-
-FEATURE_FAMILIES = ("mlp_head", "concat_fusion", "attention_fusion", "late_fusion", "crossmodal_fusion",
-                    "imagetop_fusion")

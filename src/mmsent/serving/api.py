@@ -10,6 +10,7 @@ import base64
 import binascii
 import hmac
 import os
+import tempfile
 import threading
 import traceback
 import uuid
@@ -82,6 +83,7 @@ class JobOut(BaseModel):
     status: Literal["queued", "running", "succeeded", "failed"]
     metrics: Optional[dict[str, Any]] = None
     served_seed: Optional[int] = None
+    checkpoint: Optional[str] = None  # where the trained model was saved (it is served from there)
     error: Optional[str] = None
 
 
@@ -97,7 +99,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 class TrainIn(BaseModel):
-    model: str = Field("attention_fusion", description="a model name from params.yaml")
+    model: Optional[str] = Field(None, description="a model name from params.yaml (default: the shipped "
+                                                   "configuration, as the ablation kept it)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="params.yaml overrides, nested")
 
 
@@ -125,12 +128,13 @@ def is_loopback(host: str) -> bool:
 
 
 TRAIN_TOKEN_ENV = "MMSENT_TRAIN_TOKEN"
+MAX_TRAIN_FILE_BYTES = 20_000_000
 
 
 def create_app(model_path: str | Path | None = None, params_path: str | Path | None = None,
                image_dir: str | Path | None = None, max_upload_bytes: int = DEFAULT_MAX_BYTES,
                pipeline: Pipeline | None = None, train_token: str | None = None,
-               loopback_only: bool = True) -> FastAPI:
+               loopback_only: bool = True, checkpoint_dir: str | Path | None = None) -> FastAPI:
     """``train_token`` (or ``$MMSENT_TRAIN_TOKEN``): ``POST /train`` then needs
     ``Authorization: Bearer <token>``. A server bound beyond loopback (``loopback_only=False``)
     refuses ``POST /train`` altogether unless a token is configured: training runs arbitrary
@@ -140,6 +144,7 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
     state = {"pipe": pipeline or Pipeline.load(model_path), "jobs": Jobs()}
     image_root = Path(image_dir).resolve() if image_dir else None
     token = train_token or os.environ.get(TRAIN_TOKEN_ENV) or None
+    checkpoints = Path(checkpoint_dir or "mmsent-checkpoints")  # where /train/pairs saves what it trains
 
     def allowed_to_train(authorization: str | None) -> None:
         if token is None:
@@ -248,10 +253,13 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
                 specs = model_specs(params)
             except (ValueError, FileNotFoundError, TypeError) as exc:
                 raise HTTPException(400, f"bad training request: {exc}")
-            if body.model not in specs:
-                raise HTTPException(404, f"unknown model {body.model!r}; known: {sorted(specs)}")
+            from mmsent.training.specs import read_chain
+
+            name = body.model or read_chain(params).get("kept") or "attention_fusion"
+            if name not in specs:
+                raise HTTPException(404, f"unknown model {name!r}; known: {sorted(specs)}")
             job_id = uuid.uuid4().hex[:12]
-            jobs.jobs[job_id] = {"id": job_id, "model": body.model, "status": "queued"}
+            jobs.jobs[job_id] = {"id": job_id, "model": name, "status": "queued"}
 
         def work() -> None:
             from mmsent.paths import MODELS_DIR
@@ -261,15 +269,66 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
             job = jobs.jobs[job_id]
             job["status"] = "running"
             try:
-                result = run_model(params, specs[body.model])["single"]
+                result = run_model(params, specs[name])["single"]
                 seed = shipped_seed(params)  # the first seed: no seed is picked by a score
-                new = Pipeline.load(params.path(MODELS_DIR) / body.model / "single" / f"seed{seed}.pt")
-                state["pipe"] = new  # swap only after a complete, successful run
+                path = params.path(MODELS_DIR) / name / "single" / f"seed{seed}.pt"
+                state["pipe"] = Pipeline.load(path)  # swap only after a complete, successful run
                 job.update(status="succeeded", metrics={k: result[k] for k in ("accuracy", "weighted_f1", "macro_f1")},
-                           served_seed=seed)
+                           served_seed=seed, checkpoint=str(path))
             except Exception as exc:  # a failed job leaves the served model as it was
                 job.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                            trace=traceback.format_exc(limit=3))
+
+        threading.Thread(target=work, daemon=True, name=f"train-{job_id}").start()
+        return {"job_id": job_id, "status": "queued"}
+
+    @app.post("/train/pairs", status_code=202, response_model=JobAccepted, responses=errors(401, 403, 409, 413))
+    async def train_pairs(file: UploadFile = File(..., description="labelled pairs: .csv, .jsonl or .parquet"),
+                          label_col: str = Form("label"), text_col: str = Form("text"), image_col: str = Form("image"),
+                          folds: int = Form(5, ge=2, le=20),
+                          authorization: str | None = Header(None)) -> dict[str, Any]:
+        """Train the served model's head on your labelled pairs (`mmsent fit`) in the background; image
+        paths are read inside the server's image directory. The job's status names the saved
+        checkpoint, which is then served."""
+        allowed_to_train(authorization)
+        from mmsent.serving.batch import FORMATS, read_table
+
+        suffix = Path(file.filename or "").suffix.lower()
+        if suffix not in FORMATS:
+            raise HTTPException(400, f"the file must be one of {', '.join(FORMATS)}, not {file.filename!r}")
+        body = await file.read(MAX_TRAIN_FILE_BYTES + 1)
+        if len(body) > MAX_TRAIN_FILE_BYTES:
+            raise HTTPException(413, f"training file is over the {MAX_TRAIN_FILE_BYTES}-byte limit")
+        upload = Path(tempfile.mkdtemp(prefix="mmsent-train-")) / f"pairs{suffix}"
+        upload.write_bytes(body)
+        try:
+            table = read_table(upload)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc))
+        for value in (table[image_col] if image_col in table.columns else []):
+            if value:
+                resolve_path(value)  # 403 outside the image directory, as for /predict
+        jobs: Jobs = state["jobs"]
+        with jobs.lock:
+            if jobs.running():
+                raise HTTPException(409, "a training job is already running")
+            job_id = uuid.uuid4().hex[:12]
+            jobs.jobs[job_id] = {"id": job_id, "model": f"own data ({file.filename})", "status": "queued"}
+
+        def work() -> None:
+            from mmsent.training.own_data import FitConfig, fit_own
+
+            job = jobs.jobs[job_id]
+            job["status"] = "running"
+            try:
+                out = checkpoints / f"own-{job_id}.pt"
+                summary = fit_own(state["pipe"], upload, out, label_col, text_col, image_col, image_root,
+                                  FitConfig(folds=folds))
+                state["pipe"] = Pipeline.load(out)  # swap only after a complete, successful run
+                job.update(status="succeeded", checkpoint=str(out),
+                           metrics={k: summary[k] for k in ("cv_weighted_f1", "cv_se", "cv_accuracy", "pairs")})
+            except Exception as exc:  # a bad file or a failed job leaves the served model as it was
+                job.update(status="failed", error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=3))
 
         threading.Thread(target=work, daemon=True, name=f"train-{job_id}").start()
         return {"job_id": job_id, "status": "queued"}

@@ -48,12 +48,14 @@ class Pipeline:
         self.payload = payload
         self.id2label = {int(k): v for k, v in payload["id2label"].items()}
         self.encoder_names: dict[str, str] = dict(payload.get("encoders") or {})
-        from mmsent.models.registry import FEATURE_FAMILIES
+        from mmsent.models.registry import FAMILIES
 
-        if payload["family"] not in (*FEATURE_FAMILIES, "ensemble") or not self.encoder_names:
-            raise ValueError("this checkpoint was not trained on cached encoder features; "
-                             "Pipeline serves feature-based heads and fusion models")
+        if not FAMILIES[payload["family"]].servable or not self.encoder_names:
+            served = sorted(name for name, f in FAMILIES.items() if f.servable)
+            raise ValueError(f"a {payload['family']} checkpoint cannot be served: the Pipeline computes the inputs "
+                             f"of families on cached encoder features ({', '.join(served)})")
         self.text_config = TextConfig(**payload.get("text_config", {}))
+        self.temperature = float(payload.get("temperature", 1.0))  # 1: the model's own probabilities
         self.image_size = int(payload.get("image_size", 224))
         # the runtime its training features came from, unless asked otherwise (the two agree to ~1e-5)
         self.backend = backend or payload.get("feature_backend", "torch")
@@ -131,6 +133,17 @@ class Pipeline:
 
     @torch.inference_mode()
     def _forward(self, items: Sequence[Prepared]) -> dict[str, np.ndarray]:
+        out = self.model(self.features(items))
+        # a shipped checkpoint carries the temperature fitted on out-of-fold predictions (calibration.py)
+        result = {"probs": torch.softmax(out["logits"].float() / self.temperature, -1).cpu().numpy()}
+        if "weights" in out:
+            result["weights"] = out["weights"].float().cpu().numpy()
+        return result
+
+    @torch.inference_mode()
+    def features(self, items: Sequence[Prepared]) -> dict[str, torch.Tensor]:
+        """The model's input batch for prepared pairs: each encoder's vectors and a presence mask
+        per input (an absent side is zeros, masked). Also what `mmsent fit` trains a new head on."""
         n = len(items)
         batch: dict[str, torch.Tensor] = {}
         for modality in self.modalities:
@@ -144,11 +157,7 @@ class Pipeline:
             mask = torch.zeros(n)
             mask[present] = 1.0
             batch[modality], batch[f"{modality}_mask"] = X.to(self.device), mask.to(self.device)
-        out = self.model(batch)
-        result = {"probs": torch.softmax(out["logits"].float(), -1).cpu().numpy()}
-        if "weights" in out:
-            result["weights"] = out["weights"].float().cpu().numpy()
-        return result
+        return batch
 
     def _dim(self, modality: str) -> int:
         return input_width(self.payload["config"], modality)

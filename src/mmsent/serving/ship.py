@@ -12,16 +12,19 @@ into the card.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
+import numpy as np
 import pandas as pd
+import torch
 
 from mmsent.config import Params
-from mmsent.data.labels import LABELS
+from mmsent.data.labels import LABEL2ID, LABELS
 from mmsent.evaluation.metrics import fmt, markdown_table
-from mmsent.io import atomic_path, read_json, write_text
+from mmsent.io import atomic_path, read_json, replace_block, write_text
 from mmsent.paths import ASSETS, METRICS_DIR, MODELS_DIR
-from mmsent.training.specs import model_specs, read_chain
+from mmsent.training.specs import model_specs, read_chain, train_config
 
 
 def shipped_seed(params: Params) -> int:
@@ -111,8 +114,96 @@ protocols are those of the single configuration.
 """
 
 
+def calibrate(params: Params, model: str, seed: int, dataset: str = "single") -> dict:
+    """The temperature fitted on the configuration's out-of-fold probabilities (every repeat's held-out
+    folds; never test), its ECE on test before and after (the shipped seed), and the reliability figure."""
+    from mmsent.evaluation.calibration import expected_calibration_error, fit_temperature, reliability_figure, scaled
+    from mmsent.evaluation.ensemble import pool_gold, load_folds
+    from mmsent.evaluation.plots import save_figure
+    from mmsent.evaluation.stats import load_predictions
+
+    folds = load_folds(params, model, dataset)
+    gold = pool_gold(params, dataset, folds["ids"])
+    oof = np.concatenate(list(folds["oof"]))
+    labels = np.tile(gold, len(folds["oof"]))
+    t = fit_temperature(oof, labels)
+    test = load_predictions(params, model, dataset)[seed]
+    probs = test[[f"p_{lab}" for lab in LABELS]].to_numpy(float)
+    test_gold = test["gold"].map(LABEL2ID).to_numpy()
+    save_figure(reliability_figure(probs, scaled(probs, t), test_gold), params, "calibration_reliability")
+    return {"temperature": round(t, 4), "fitted_on": f"{len(labels)} out-of-fold predictions of {model}'s "
+            f"{len(folds['oof'])} cross-validation repeat(s) (train + dev; never test)",
+            "ece_before": expected_calibration_error(probs, test_gold),
+            "ece_after": expected_calibration_error(scaled(probs, t), test_gold), "n_test": len(test_gold)}
+
+
+def by_modality(params: Params, model: str, dataset: str = "single") -> dict[str, dict]:
+    """The configuration's final models on the test split with both modalities, text only and image
+    only (the other side masked, as the Pipeline masks a missing one): accuracy and weighted F1,
+    mean ± std over its final seeds, and per-class F1 with both."""
+    import dataclasses
+
+    from mmsent.data.mvsa import load_parts
+    from mmsent.evaluation.metrics import aggregate, compute_metrics
+    from mmsent.models.fusion import SOURCES
+    from mmsent.training.inputs import build_inputs
+    from mmsent.training.loop import TensorData, load_checkpoint, predict_proba
+    from mmsent.training.protocol import protocol_config
+
+    # only the test inputs matter: nothing to pre-train, augment or distil
+    spec = dataclasses.replace(model_specs(params)[model], pretrain=None, augment=None, distill=None)
+    test = build_inputs(params, spec, dataset, load_parts(params, dataset))[1]["test"]
+    gold = test.labels.numpy()
+    side = {m: "image" if SOURCES.get(m, m) in ("image", "ocr") else "text" for m in spec.inputs}
+    views = {"text + image": set(), "text only": {"image"}, "image only": {"text"}}
+    out = {}
+    for view, hidden in views.items():
+        inputs = dict(test.inputs)
+        for m, source in side.items():
+            if source in hidden and f"{m}_mask" in inputs:
+                inputs[f"{m}_mask"] = torch.zeros_like(inputs[f"{m}_mask"])
+        masked = TensorData(inputs, test.labels, test.ids)
+        runs = []
+        for seed in protocol_config(params).final_seeds:
+            net, _ = load_checkpoint(params.path(MODELS_DIR) / model / dataset / f"seed{seed}.pt")
+            runs.append(compute_metrics(gold, predict_proba(net, masked)[0].argmax(1)))
+        out[view] = aggregate(runs)
+    return out
+
+
+def expectations(params: Params, model: str, views: dict[str, dict]) -> str:
+    """What a user should expect of the shipped model (README and model card: the same generated text)."""
+    m = views["text + image"]
+    rows = "\n".join(f"| {view} | {fmt(v['accuracy'])} | {fmt(v['weighted_f1'])} |" for view, v in views.items())
+    classes = ", ".join(f"{lab} {fmt(m['per_class_f1'][lab])}" for lab in LABELS)
+    return f"""The shipped configuration (`{model}`) on the {params.data.split.upper()} test split of MVSA-Single,
+mean ± std over its {m['seeds']} final seeds, measured by the `ship` stage:
+
+| input | accuracy | weighted F1 |
+|---|---|---|
+{rows}
+
+Per-class F1 with both inputs: {classes}. With one side missing, that side is masked as the
+Pipeline masks it (the model was trained with modality dropout). Images are centre-cropped to a
+square before encoding; text inside images is not read unless the model was trained with it;
+English, 2015-era tweets."""
+
+
+def calibration_section(c: dict) -> str:
+    return f"""## Calibration
+
+`score` and `probabilities` are calibrated: the model's log-probabilities are divided by a
+temperature T = {c['temperature']:.3f} (temperature scaling), fitted on {c['fitted_on']}. It changes
+how confident the model is, never which label it picks. Expected calibration error on the
+{c['n_test']} test pairs (10 confidence bins, shipped seed): {c['ece_before']:.1f} % before, {c['ece_after']:.1f} % after.
+
+![reliability diagram](../../../reports/figures/calibration_reliability.png)
+
+"""
+
+
 def model_card(params: Params, model: str, seed: int, table: pd.DataFrame, dataset: str = "single",
-               chosen: dict | None = None) -> str:
+               chosen: dict | None = None, calibration: dict | None = None, expect: str = "") -> str:
     m = read_json(params.path(METRICS_DIR) / f"{model}_{dataset}.json")
     own = next(s for s in m["per_seed"] if s["seed"] == seed)
     per_class = "\n".join(f"| {lab} | {fmt(m['per_class_f1'][lab])} | {own['per_class'][lab]['f1']:.2f} |" for lab in LABELS)
@@ -141,7 +232,7 @@ Generated by the `ship` stage (`dvc repro`); do not edit by hand.
 {per_class}
 
 {protocol_lines(params, model)}
-## Intended use and limits
+{calibration_section(calibration) if calibration else ""}{f"## What to expect{chr(10)}{chr(10)}{expect}{chr(10)}{chr(10)}" if expect else ""}## Intended use and limits
 
 - For research and for scoring English-language tweets with an attached image, in the style of MVSA (2015-era Twitter).
 - A text-only or image-only input works: the model masks the absent modality and was trained with
@@ -159,6 +250,11 @@ def run(params: Params, dataset: str = "single") -> dict:
     decided = ensemble.decide(params, model, dataset)
     chosen = ensemble.shipped(decided)
     assets = params.path(ASSETS)
+    calibration = calibrate(params, model, seed, dataset)
+    expect = expectations(params, model, by_modality(params, model, dataset))
+    write_text(params.path("reports/tables/readme_expect.md"), expect + "\n")
+    if params.path("README.md").is_file() and "<!-- expect:start -->" in params.path("README.md").read_text("utf-8"):
+        replace_block(params.path("README.md"), "expect", expect)
     with atomic_path(assets / "default_model.pt") as tmp:
         if chosen:
             ensemble.build_checkpoint(params, chosen["members"], chosen["bag"], seed, tmp, dataset,
@@ -166,5 +262,10 @@ def run(params: Params, dataset: str = "single") -> dict:
                                       bagged=chosen["bag"])
         else:
             shutil.copyfile(params.path(MODELS_DIR) / model / dataset / f"seed{seed}.pt", tmp)
-    write_text(assets / "MODEL_CARD.md", model_card(params, model, seed, table, dataset, chosen))
+        payload = torch.load(tmp, map_location="cpu", weights_only=True)
+        # what `mmsent fit` needs to train this head's configuration on someone else's pairs
+        train = dataclasses.asdict(train_config(params, model_specs(params)[model], dataset))
+        payload.update(temperature=calibration["temperature"], calibration=calibration["fitted_on"], train_config=train)
+        torch.save(payload, tmp)
+    write_text(assets / "MODEL_CARD.md", model_card(params, model, seed, table, dataset, chosen, calibration, expect))
     return {"model": model, "seed": seed, "ensemble": chosen["name"] if chosen else None}

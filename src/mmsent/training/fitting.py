@@ -96,10 +96,8 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
         save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"seed{seed}.pt", model,
                         spec.family, **checkpoint_meta(params, spec, dataset), seed=seed, history=history,
                         test_metrics=metrics)
-        if spec.family == "densenet121":
-            facts["imagenet_pretrained"] = bool(model.config.pretrained)
-        if spec.family == "bilstm":
-            facts["glove_coverage"] = float(model.config.glove_coverage)
+        if hasattr(model, "facts"):  # what a family reports of itself (ImageNet weights, GloVe coverage)
+            facts.update(model.facts())
     return {"metrics": {"seed": seed, **metrics}, "history": [{"seed": seed, **h} for h in history],
             "seconds": seconds, "facts": facts, "predicted": probs.argmax(1)}
 

@@ -17,10 +17,9 @@ from mmsent.data.labels import LABEL2ID
 from mmsent.data.mvsa import load_parts
 from mmsent.data.text import tokenize
 from mmsent.features.cache import cache_name, load_features
-from mmsent.models import make_config
+from mmsent.models import family, make_config
 from mmsent.models.fusion import SEQUENCE_INPUTS, SOURCES
 from mmsent.models.lstm import build_vocab, encode_tokens
-from mmsent.models.registry import FEATURE_FAMILIES
 from mmsent.parallel import run_jobs, share_bounds
 from mmsent.training.loop import SOFT_LABEL, TensorData
 from mmsent.training.protocol import pool
@@ -112,6 +111,58 @@ def pixel_data(params: Params, parts: dict[str, pd.DataFrame], size: int) -> dic
     return out
 
 
+def set_feature_dims(config, dims: dict[str, int], spec: ModelSpec) -> None:
+    """Input widths of a family on cached features: its config's own ``set_dims`` when it has one
+    (a one-input head), else text and image widths, sequence widths and any further inputs."""
+    if hasattr(config, "set_dims"):
+        config.set_dims(dims)
+        return
+    config.text_dim, config.image_dim = dims.pop("text"), dims.pop("image")
+    for key in SEQUENCE_INPUTS:  # cross-modal attention's per-token / per-region inputs
+        if key in dims and hasattr(config, f"{key}_dim"):
+            setattr(config, f"{key}_dim", dims.pop(key))
+    if dims and not hasattr(config, "extra_dims"):
+        raise ValueError(f"models.{spec.name}: {spec.family} takes text and image only, not {sorted(dims)}")
+    if dims:
+        config.extra_dims = dims  # e.g. lexicon scores, text inside the image
+
+
+def feature_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame], config,
+                   protocol_parts: dict[str, pd.DataFrame] | None) -> dict[str, Any]:
+    data, dims = feature_data(params, spec, dataset, parts)
+    set_feature_dims(config, dims, spec)
+    if spec.pretrain:
+        from mmsent.training.pretrain import pretraining_data
+
+        # every text of the protocol, not ``parts``: tuning passes an empty test part, and
+        # cross-validation holds out train pairs too, so no Single text may be pre-trained on
+        held = protocol_parts or load_parts(params, dataset)
+        data["pretrain"] = pretraining_data(params, spec.inputs["text"], {"dev": pool(held), "test": held["test"]})
+    return data
+
+
+def finetune_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame], config,
+                    protocol_parts=None) -> dict[str, Any]:
+    # the tweet goes through the encoder being trained; the rest (image, lexicon, ocr) is cached
+    cached_spec = dataclasses.replace(spec, inputs={m: e for m, e in spec.inputs.items() if m != "text"})
+    data, dims = feature_data(params, cached_spec, dataset, parts)
+    config.image_dim = dims.pop("image")
+    if dims:
+        config.extra_dims = dims
+    add_transformer_tokens(data, parts, config)
+    return data
+
+
+# what a family reads (its ``register(..., reads=...)``) → how its inputs are built
+BUILDERS = {
+    "features": feature_inputs,
+    "features+tokens": finetune_inputs,
+    "tokens": lambda params, spec, dataset, parts, config, protocol_parts=None: token_data(parts, config),
+    "pixels": lambda params, spec, dataset, parts, config, protocol_parts=None: pixel_data(params, parts,
+                                                                                           config.image_size),
+}
+
+
 def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame],
                  options: dict[str, Any] | None = None, protocol_parts: dict[str, pd.DataFrame] | None = None):
     """The family's config (``spec.options`` updated by ``options``) and its train/dev/test data.
@@ -119,43 +170,12 @@ def build_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str,
     ``protocol_parts``: the protocol's own train/dev/test (default: ``load_parts``), whose texts
     pre-training on MVSA-Multiple must not see."""
     config = make_config(spec.family, {**spec.options, **(options or {})})
-    if spec.family in FEATURE_FAMILIES:
-        data, dims = feature_data(params, spec, dataset, parts)
-        if spec.family == "mlp_head":
-            (config.input, config.input_dim), = dims.items()
-        else:
-            config.text_dim, config.image_dim = dims.pop("text"), dims.pop("image")
-            for key in SEQUENCE_INPUTS:  # cross-modal attention's per-token / per-region inputs
-                if key in dims and hasattr(config, f"{key}_dim"):
-                    setattr(config, f"{key}_dim", dims.pop(key))
-            if dims and not hasattr(config, "extra_dims"):
-                raise ValueError(f"models.{spec.name}: {spec.family} takes text and image only, not {sorted(dims)}")
-            if dims:
-                config.extra_dims = dims  # e.g. lexicon scores, text inside the image
-        if spec.pretrain:
-            from mmsent.training.pretrain import pretraining_data
-
-            # every text of the protocol, not ``parts``: tuning passes an empty test part, and
-            # cross-validation holds out train pairs too, so no Single text may be pre-trained on
-            held = protocol_parts or load_parts(params, dataset)
-            data["pretrain"] = pretraining_data(params, spec.inputs["text"],
-                                                {"dev": pool(held), "test": held["test"]})
-    elif spec.family == "finetune_fusion":
-        # the tweet goes through the encoder being trained; the rest (image, lexicon, ocr) is cached
-        cached_spec = dataclasses.replace(spec, inputs={m: e for m, e in spec.inputs.items() if m != "text"})
-        data, dims = feature_data(params, cached_spec, dataset, parts)
-        config.image_dim = dims.pop("image")
-        if dims:
-            config.extra_dims = dims
-        add_transformer_tokens(data, parts, config)
-    elif spec.family == "bilstm":
-        data = token_data(parts, config)
-    elif spec.family == "densenet121":
-        data = pixel_data(params, parts, config.image_size)
-    else:
-        raise KeyError(f"no input builder for family {spec.family!r}")
+    reads = family(spec.family).reads
+    if reads not in BUILDERS:
+        raise KeyError(f"no input builder for family {spec.family!r} (it reads {reads!r})")
+    data = BUILDERS[reads](params, spec, dataset, parts, config, protocol_parts)
     if spec.augment:
-        if spec.family not in FEATURE_FAMILIES or spec.distill:
+        if reads != "features" or spec.distill:
             raise ValueError(f"models.{spec.name}: augment works for heads on cached features without distill")
         data["augment"], data["augment_ok"] = augment_data(params, spec, dataset, data["train"])
         data["augment_as"] = spec.augment_as

@@ -1,11 +1,12 @@
 """Train and evaluate the models named in ``params.yaml`` over seeds: the protocol.
 
 Models on cached features (heads and fusion heads, MVSA-Single) are chosen and stopped by
-cross-validation (:mod:`mmsent.training.protocol`): one fold model per fold of train + dev, early-stopped
-on an inner split of its own training part and scored on the fold it holds out; then each seed's final model trains on all of train + dev for the
-folds' median best epoch count and reads test once. Models too slow for k folds (the BiLSTM,
-DenseNet-121, end-to-end fine-tuning, self-distillation) and every MVSA-Multiple model keep the
-older protocol: train on train, early-stop on dev, read test once. Written per model and dataset:
+cross-validation (:mod:`mmsent.training.protocol`): one fold model per fold of train + dev,
+early-stopped on an inner split of its own training part and scored on the fold it holds out; then
+each seed's final model trains on all of train + dev for the folds' median best epoch count and
+reads test once. Models too slow for k folds (the BiLSTM, DenseNet-121, end-to-end fine-tuning,
+self-distillation) and every MVSA-Multiple model keep the older protocol: train on train,
+early-stop on dev, read test once. Written per model and dataset:
 
 * ``models/<model>/<dataset>/seed<k>.pt`` — self-contained checkpoint (neural models)
 * ``models/<model>/single/fold<j>.pt`` — each fold model of a cross-validated model

@@ -13,7 +13,7 @@ import yaml
 
 from mmsent.config import Params
 from mmsent.models.baselines import BASELINES
-from mmsent.models.registry import FEATURE_FAMILIES
+from mmsent.models import family
 from mmsent.paths import BEST_DIR
 from mmsent.training.loop import TrainConfig
 
@@ -44,11 +44,9 @@ class ModelSpec:
 
     @property
     def modalities(self) -> str:
-        if self.family == "densenet121":
-            return "image"
-        if self.family in BASELINES or self.family == "bilstm":
+        if self.family in BASELINES:
             return "text"
-        return " + ".join(sorted(self.inputs, reverse=True))
+        return family(self.family).modality or " + ".join(sorted(self.inputs, reverse=True))
 
 
 def spec_from(name: str, raw: dict[str, Any], where: str = "models") -> ModelSpec:
@@ -119,7 +117,8 @@ def seeds(params: Params) -> list[int]:
 
 def uses_cv(spec: ModelSpec, dataset: str) -> bool:
     """Whether the model is chosen and stopped by cross-validation (cheap heads on MVSA-Single)."""
-    return dataset == "single" and spec.family in FEATURE_FAMILIES and not spec.distill
+    return (dataset == "single" and spec.family not in BASELINES and family(spec.family).cross_validated
+            and not spec.distill)
 
 
 def best_path(params: Params, model: str) -> Path:

@@ -139,7 +139,7 @@ def perturbed_run(out_dir: Path, scale: float = 1e-5, seed: int = 1, echo: Calla
     from mmsent.training import protocols
     from mmsent.training import tune
     from mmsent.config import find_params_file, load_params
-    from mmsent.models.registry import FEATURE_FAMILIES
+    from mmsent.training.specs import uses_cv
     from mmsent.training.specs import model_specs
     from mmsent.training.runs import run_models
     from mmsent.workflow.runner import write_params
@@ -157,7 +157,7 @@ def perturbed_run(out_dir: Path, scale: float = 1e-5, seed: int = 1, echo: Calla
 
     def heads():
         specs = [s for s in model_specs(params).values()
-                 if s.group in ("text", "image", "fusion") and s.family in FEATURE_FAMILIES]
+                 if s.group in ("text", "image", "fusion") and uses_cv(s, "single")]
         run_models(params, specs)
 
     plan = [("tune", lambda: tune.run(params)), ("heads", heads), ("ablation", lambda: ablation.run(params)),
