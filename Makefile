@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml requirements.lock
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-# JupyterLab on notebooks/ with the project's kernel (python3 inside .venv; `mmsent` imports there)
+# JupyterLab on the repository root with the project's kernel (python3 inside .venv; `mmsent` imports
+# there): notebooks/ to explore (00_explore first), reports/notebooks/ for the executed copies
 lab: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab --notebook-dir=. $(LAB_ARGS)
 
 # Debian's chromium for the web-UI browser test (skipped with a reason when it cannot be installed)
 browser:

@@ -27,6 +27,54 @@ from mmsent.config import load_params
 params = load_params(params_path, profile=profile)
 '''
 
+write_notebook(HERE / "00_explore.ipynb", [
+    ("md", """# 00 · Explore MVSA-Single and the shipped model
+
+Works on a fresh clone after `make setup`, with the MVSA data (`params.yaml` → `data.root`) and the
+model inside the package: no pipeline run. The `prepare` stage's table is made here if missing (a
+minute); the text the `ocr` stage read inside the images is added where that stage has run.
+Logic: `mmsent.evaluation.explore`."""),
+    ("params", PARAMS + '''n_errors = 6  # errors shown with their explanations, most confident first
+# score your own pair (last cell): any text, and an image path (or one relative to the MVSA folder), or None
+my_text = "Ecstatic to be holding the first print copy of my new book :)"
+my_image = "single/images/89.jpg"  # an MVSA-Single test image
+'''),
+    ("code", LOAD + '''import pandas as pd
+
+from mmsent.evaluation import explore
+from mmsent.serving.pipeline import Pipeline
+
+table = explore.load_table(params)  # every pair, with the columns the filters use
+pd.crosstab(table["split"], table["label"].fillna("(labels conflict)"), margins=True)'''),
+    ("md", "## Browse pairs\n\nA sample with no filter, then the browser: class (pair label), split, whether the "
+           "text and image labels agree, duplicate of a train pair (same image or text), tweet length in words, "
+           "and OCR text found in the image (when the `ocr` stage has run); `sample` draws another set."),
+    ("code", "explore.show(explore.browse(table))"),
+    ("code", "explore.browser(table)"),
+    ("md", "## The shipped model on the test split\n\nEvery test pair scored as a user's would be "
+           "(raw tweet + image file, `Pipeline.predict_batch`); metrics by scikit-learn."),
+    ("code", '''pipe = Pipeline.load()
+scored = explore.score_split(pipe, table, "test")
+metrics = explore.split_metrics(scored)
+explore.show(explore.confusion_figure(metrics, f"shipped model · MVSA-Single test, n = {metrics['n']}"))
+explore.per_class_table(metrics)'''),
+    ("code", '''errors = explore.error_table(scored)  # wrong predictions, most confident in the wrong label first
+print(f"{len(errors)} errors of {len(scored)} test pairs")
+errors[["id", "label", "predicted", "p_wrong", "p_gold", "text_label", "image_label", "duplicate", "text_raw"]].head(15)'''),
+    ("md", "The worst errors, explained by occlusion of the predicted label (`Pipeline.predict(..., explain=True)`): "
+           "how much each word and each image region raises p(predicted); attention weights per modality."),
+    ("code", '''for rank, row in enumerate(errors.head(n_errors).itertuples(), 1):
+    result = explore.explain_pair(pipe, row.text_raw, row.image_path)
+    explore.show(explore.explanation_figure(result, row.text_raw, row.image_path, explore.error_heading(row, rank),
+                                            pipe.image_size))'''),
+    ("md", "## Score your own pair\n\nSet `my_text` and `my_image` in the parameters cell (either may be None)."),
+    ("code", '''image = explore.resolve_image(my_image, params)
+result = explore.explain_pair(pipe, my_text, image)
+heading = explore.pair_heading(result, explore.calibration(scored), pipe.temperature)
+explore.show(explore.explanation_figure(result, my_text, image, heading, pipe.image_size))
+{key: value for key, value in result.items() if key != "explanation"}'''),
+])
+
 write_notebook(HERE / "01_data.ipynb", [
     ("md", """# 01 · The MVSA data
 

@@ -38,7 +38,12 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
     """Equal-width confidence bins: each bin's pair count, mean confidence and accuracy."""
-    confidence, right = probs.max(1), probs.argmax(1) == labels
+    return reliability_of(probs.max(1), probs.argmax(1) == labels, bins)
+
+
+def reliability_of(confidence: np.ndarray, right: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """:func:`reliability` from each prediction's confidence and whether it was right."""
+    confidence, right = np.asarray(confidence, float), np.asarray(right, bool)
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
     return [{"low": float(edges[b]), "high": float(edges[b + 1]), "n": int((which == b).sum()),
@@ -49,7 +54,13 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[d
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
     """ECE (%): the pair-weighted mean gap between confidence and accuracy over the bins."""
-    table = reliability(np.asarray(probs, float), np.asarray(labels, int), bins)
+    probs = np.asarray(probs, float)
+    return ece_of(probs.max(1), probs.argmax(1) == np.asarray(labels, int), bins)
+
+
+def ece_of(confidence: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    """:func:`expected_calibration_error` from each prediction's confidence and whether it was right."""
+    table = reliability_of(confidence, right, bins)
     n = sum(b["n"] for b in table)
     return 100 * sum(b["n"] * abs(b["confidence"] - b["accuracy"]) for b in table if b["n"]) / max(n, 1)
 
