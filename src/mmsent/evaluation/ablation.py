@@ -118,6 +118,16 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
     return out
 
 
+def carried(decided: list[dict[str, Any]]) -> list[str]:
+    """The levers the kept configuration carries: the last kept row that named a model (the start, or
+    a swap such as attention for concat), then every lever kept on top of it."""
+    out: list[str] = []
+    for r in decided:
+        if r["kept"]:
+            out = [*out, r["lever"]] if r["built_on"] else [r["lever"]]
+    return out
+
+
 def write_chain(params: Params, decided: list[dict[str, Any]]) -> Path:
     """``params/ablation_chain.yaml``: each lever row's spec as trained, what it was built on, its
     verdict and what ships; read by every later stage (:func:`mmsent.training.specs.model_specs`)."""
@@ -128,8 +138,7 @@ def write_chain(params: Params, decided: list[dict[str, Any]]) -> Path:
     rows = [{"model": r["model"], "lever": r["lever"], "built_on": r["built_on"], "kept": r["kept"],
              "spec": ({k: v for k, v in dataclasses.asdict(r["spec"]).items() if k != "name"}
                       if r["built_on"] else None)} for r in decided]
-    body = {"kept": kept_model(params, decided=decided), "rows": rows,
-            "levers_kept": [r["lever"] for r in decided if r["kept"]]}
+    body = {"kept": kept_model(params, decided=decided), "rows": rows, "levers_kept": carried(decided)}
     return write_text(chain_path(params), "# written by the ablation stage: forward selection, each lever on the "
                       "configuration kept before it\n" + yaml.safe_dump(body, sort_keys=False, width=120))
 
@@ -195,7 +204,7 @@ def build(params: Params, dataset: str = "single") -> Path:
         f"Fold by fold: `reports/figures/{figure_name(params)}.png` (each line one fold model of each row; the "
         "keep/drop rule reads these paired differences).", "",
         f"**The configuration kept (shipped): `{best.model}`**, carrying the levers "
-        + "; ".join(f"“{r['lever']}”" for r in decided if r["kept"])
+        + "; ".join(f"“{lever}”" for lever in carried(decided))
         + f" — {best['test accuracy']} accuracy, {best['test weighted F1']} weighted F1 on test.", "",
         *fold_ensemble_lines(decided),
         *ensemble_lines(params, ensemble_decide(params, best.model, dataset), best.model),

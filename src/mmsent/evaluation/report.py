@@ -97,8 +97,11 @@ def question_lines(params: Params, sig: pd.DataFrame) -> list[str]:
     for k, q in enumerate(questions(params), 1):
         rows = sig[sig["question"] == q.key]
         out += [f"### Q{k}. {q.ask}", "", f"*Why it matters:* {q.why} (`{q.a}` against `{q.b}`.)", ""]
-        out += [f"- **{row.dataset.title()}, {PROTOCOL_NAMES[row.protocol]}:** {row.sentence}"
-                for row in rows.itertuples()] or ["- Not answered: the two models were not both run."]
+        if q.a == q.b:  # `shipped` resolved to the model it is compared with: no lever was kept
+            out += [f"- Nothing to test: the shipped configuration is `{q.a}` itself (no lever passed the keep rule)."]
+        else:
+            out += [f"- **{row.dataset.title()}, {PROTOCOL_NAMES[row.protocol]}:** {row.sentence}"
+                    for row in rows.itertuples()] or ["- Not answered: the two models were not both run."]
         out.append("")
     return out
 

@@ -204,6 +204,7 @@ def family_table(params: Params, alpha: float = 0.05, reps: int = 10000) -> pd.D
         del row["_point"], row["_samples"]
     table = pd.DataFrame(rows)
     table["family"], table["alpha"], table["level"] = family, alpha, 100 * (1 - alpha / family)
+    table["reps"] = reps
     by_key = {q.key: q for q in questions(params)}
     table["sentence"] = [sentence(params, by_key[r.question], r) for r in table.itertuples()]
     return table
@@ -228,14 +229,24 @@ def sentence(params: Params, q: Question, row) -> str:
         verdict = f"{b} significantly beats {a}, against the expected direction"
     where = f"MVSA-{row.dataset.title()}, {PROTOCOL_NAMES[row.protocol]}, {row.n} test pairs"
     return (f"{verdict}: {row.wf1_diff:+.2f} weighted F1 points [{row.wf1_low:+.2f}, {row.wf1_high:+.2f}], "
-            f"adjusted p = {fmt_p(row.p_adjusted)} ({where}; runs {runs_text(row)}; accuracy {row.acc_diff:+.2f}).")
+            f"adjusted p {adjusted_p_text(row)} ({where}; runs {runs_text(row)}; accuracy {row.acc_diff:+.2f}).")
 
 
-def fmt_p(p: float) -> str:
-    return "1" if p >= 1 else f"{p:.2g}"
+def adjusted_p_text(row) -> str:
+    text = fmt_p(row.p_adjusted, row.family * 2 / row.reps)
+    return text if text.startswith("<") else f"= {text}"
 
 
-def markdown(table: pd.DataFrame) -> str:
+def fmt_p(p: float, floor: float = 0.0) -> str:
+    """A p-value as text; a bootstrap p of 0 means below its resolution ``floor`` (2 / resamples,
+    times the family for an adjusted p), never exactly 0."""
+    if p >= 1:
+        return "1"
+    return f"< {floor:.1g}" if p < floor or p == 0 else f"{p:.2g}"
+
+
+
+def markdown(table: pd.DataFrame, reps: int) -> str:
     """The family as a reader sees it (reports/tables/significance.md)."""
     level = table["level"].iloc[0]
     shown = pd.DataFrame({
@@ -244,7 +255,8 @@ def markdown(table: pd.DataFrame) -> str:
         "runs A / B": [runs_text(r) for r in table.itertuples()], "n": table["n"],
         "Δ wF1": table["wf1_diff"].map("{:+.2f}".format),
         f"{level:.2f} % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(table.wf1_low, table.wf1_high)],
-        "p": table["p"].map(fmt_p), "adjusted p": table["p_adjusted"].map(fmt_p),
+        "p": table["p"].map(lambda p: fmt_p(p, 2 / reps)),
+        "adjusted p": table["p_adjusted"].map(lambda p: fmt_p(p, int(table["family"].iloc[0]) * 2 / reps)),
         "significant": table["significant"].map({True: "yes", False: "no"}),
         "Δ acc [interval]": [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
                              for d, lo, hi in zip(table.acc_diff, table.acc_low, table.acc_high)]})
@@ -271,7 +283,7 @@ def run(params: Params, alpha: float = 0.05, reps: int = 10000) -> dict[str, Pat
     written = {"csv": out_dir / "significance.csv"}
     table.to_csv(written["csv"], index=False, float_format="%.6g")
     written["md"] = write_text(out_dir / "significance.md", "# Declared comparisons\n\n"
-                               + method_text(table, reps) + "\n\n" + markdown(table) + "\n")
+                               + method_text(table, reps) + "\n\n" + markdown(table, reps) + "\n")
     tex = table[["question", "dataset", "protocol", "model_a", "model_b", "wf1_diff", "wf1_low", "wf1_high",
                  "p_adjusted", "significant"]]
     written["tex"] = write_text(out_dir / "significance.tex", tex.to_latex(
