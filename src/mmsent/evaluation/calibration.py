@@ -70,7 +70,7 @@ def reliability_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray
     perfectly calibrated model; marker area follows each bin's pair count."""
     from mmsent.evaluation.plots import WIDTH, figure
 
-    fig, ax = figure(WIDTH * 0.62, 3.4)
+    fig, ax = figure(WIDTH * 0.7, 3.8)
     ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1, label="calibrated")
     for probs, name, marker in ((before, "before", "o"), (after, "after", "s")):
         table = [b for b in reliability(probs, labels, bins) if b["n"]]
@@ -81,5 +81,5 @@ def reliability_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray
                    s=[6 + 0.4 * b["n"] for b in table], marker=marker, alpha=0.35)
     ax.set(xlabel="confidence (probability of the predicted label)", ylabel="accuracy on test",
            xlim=(0.3, 1), ylim=(0, 1))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=8, ncol=1)
     return fig

@@ -29,7 +29,7 @@ from mmsent.evaluation.stats import PROTOCOL_NAMES, load_predictions, method_tex
 from mmsent.io import read_json, write_text  # noqa: E402
 from mmsent.paths import METRICS_DIR, PREPARED_DIR  # noqa: E402
 from mmsent.training.protocol import protocol_config  # noqa: E402
-from mmsent.training.specs import read_chain, seeds  # noqa: E402
+from mmsent.training.specs import model_specs, read_chain, seeds  # noqa: E402
 
 TERMS = [
     ("CLMLF split", "MVSA-Single's 4,511 cleaned pairs cut 8:1:1 into train / dev / test (3,611 / 450 / 450) as "
@@ -170,8 +170,10 @@ def tuning_lines(params: Params) -> list[str]:
     if not tuned:
         return ["No tuning results.", ""]
     bests = {m: yaml.safe_load(params.path(f"params/best_{m}.yaml").read_text(encoding="utf-8")) for m in tuned}
+    specs = model_specs(params)
+    inherit = {m for m, spec in specs.items() if spec.group == "ablation" or spec.tuned_from}
     everything = [r["model"] for _, r in collect(params).iterrows()]
-    untuned = sorted({m for m in everything if m not in tuned} - {"majority", "vader"})
+    untuned = sorted({m for m in everything if m not in tuned and m not in inherit} - {"majority", "vader"})
     return ["Tuned with Optuna (seeded Sobol sampler, no pruner), each trial scored by CV wF1 on the first "
             "repeat's folds; the simplest trial within one corrected SE of the best is written: "
             + ", ".join(f"`{m}` ({bests[m]['trials']} trials, [values](../params/best_{m}.yaml))" for m in tuned)
@@ -220,9 +222,8 @@ def build(params: Params) -> Path:
         "### MVSA-Multiple (text only)", "",
         markdown_table(df[df.dataset == "multiple"][res_cols]), "",
         "What each row was measured on, per-class F1 and the other protocols: [results.md](results.md). "
-        "`densenet121` is a CPU-budget stand-in: "
-        + (df.loc[df.model == "densenet121", "measured on"].iloc[0].split("; ")[-1]
-           if (df.model == "densenet121").any() else "not run") + ".", "",
+        + " ".join(f"`{m}` is a stand-in: {spec.caveat}." for m, spec in model_specs(params).items()
+                   if spec.caveat and (df.model == m).any()), "",
         "## 4. The shipped configuration", "",
         *shipped_lines(params, df),
         "## 5. Learning curves and confusion matrices", "",
