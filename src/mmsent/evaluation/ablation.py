@@ -203,6 +203,10 @@ def build(params: Params, dataset: str = "single") -> Path:
         table.drop(columns=["_cv"]).to_markdown(index=False), "",
         f"Fold by fold: `reports/figures/{figure_name(params)}.png` (each line one fold model of each row; the "
         "keep/drop rule reads these paired differences).", "",
+        "*Kept* is a selection rule (better on the folds by more than one corrected SE of the paired fold "
+        "differences), not a significance test; whether a kept configuration also beats its predecessor on test "
+        "is one of REPORT.md's declared questions. A row without `built on` names a model of its own (its own "
+        "tuned values), not one lever.", "",
         f"**The configuration kept (shipped): `{best.model}`**, carrying the levers "
         + "; ".join(f"“{lever}”" for lever in carried(decided))
         + f" — {best['test accuracy']} accuracy, {best['test weighted F1']} weighted F1 on test.", "",
@@ -261,7 +265,8 @@ def fold_ensemble_lines(decided: list[dict[str, Any]]) -> list[str]:
         return []
     return ["## Final model: refit, or the fold models averaged", "",
             "Each row's reported test figures are its refit models (one per seed, trained on all of train + dev for "
-            "the cross-validated epoch count). The fold models (each trained on 4/5 of train + dev) averaged into one "
+            "the cross-validated epoch count). The fold models (each trained on 64 % of train + dev: 4/5 less its "
+            "inner early-stopping split) averaged into one "
             "ensemble are scored beside them: an ensemble, not a single model.", "",
             pd.DataFrame(out).to_markdown(index=False), ""]
 

@@ -79,7 +79,8 @@ def reliability_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray
                 label=f"{name} scaling (ECE {ece:.1f} %)")
         ax.scatter([b["confidence"] for b in table], [b["accuracy"] for b in table],
                    s=[6 + 0.4 * b["n"] for b in table], marker=marker, alpha=0.35)
-    ax.set(xlabel="confidence (probability of the predicted label)", ylabel="accuracy on test",
+    ax.set(xlabel="confidence (probability of the predicted label); marker area: pairs in the bin",
+           ylabel="accuracy on test",
            xlim=(0.3, 1), ylim=(0, 1))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=8, ncol=1)
     return fig

@@ -211,10 +211,20 @@ def family_table(params: Params, alpha: float = 0.05, reps: int = 10000) -> pd.D
 
 
 def runs_text(row) -> str:
+    if row.protocol == "cheema":  # one model per fold, each scoring its own test part
+        return "one pooled prediction of every pair by the fold models (seed variance not resampled)"
+
     def one(n: int, deterministic: bool) -> str:
         return "1 (deterministic)" if deterministic else str(n)
 
     return f"{one(row.runs_a, row.deterministic_a)} / {one(row.runs_b, row.deterministic_b)}"
+
+
+# what a reader must know about a protocol other than the one every choice was made on
+PROTOCOL_CAVEATS = {
+    "agreement": "tuned values chosen on CLMLF train + dev, which overlaps this split's test pairs",
+    "cheema": "tuned values chosen on CLMLF train + dev, which overlaps these test pairs",
+}
 
 
 def sentence(params: Params, q: Question, row) -> str:
@@ -228,6 +238,8 @@ def sentence(params: Params, q: Question, row) -> str:
     else:
         verdict = f"{b} significantly beats {a}, against the expected direction"
     where = f"MVSA-{row.dataset.title()}, {PROTOCOL_NAMES[row.protocol]}, {row.n} test pairs"
+    if row.protocol in PROTOCOL_CAVEATS:
+        where += f"; {PROTOCOL_CAVEATS[row.protocol]}"
     return (f"{verdict}: {row.wf1_diff:+.2f} weighted F1 points [{row.wf1_low:+.2f}, {row.wf1_high:+.2f}], "
             f"adjusted p {adjusted_p_text(row)} ({where}; runs {runs_text(row)}; accuracy {row.acc_diff:+.2f}).")
 
