@@ -241,7 +241,12 @@ def sentence(params: Params, q: Question, row) -> str:
     if row.protocol in PROTOCOL_CAVEATS:
         where += f"; {PROTOCOL_CAVEATS[row.protocol]}"
     return (f"{verdict}: {row.wf1_diff:+.2f} weighted F1 points [{row.wf1_low:+.2f}, {row.wf1_high:+.2f}], "
-            f"adjusted p {adjusted_p_text(row)} ({where}; runs {runs_text(row)}; accuracy {row.acc_diff:+.2f}).")
+            f"adjusted p {adjusted_p_text(row)} ({where}; {runs_phrase(row)}; accuracy {row.acc_diff:+.2f}).")
+
+
+def runs_phrase(row) -> str:
+    text = runs_text(row)
+    return text if row.protocol == "cheema" else f"runs {text}"
 
 
 def adjusted_p_text(row) -> str:
