@@ -82,7 +82,15 @@ def test_forward_selection_builds_each_lever_on_the_configuration_kept_so_far(pr
     run_model(project, model_specs(project)["attention_fusion"])
     verdicts = itertools.cycle([keep_first, True])  # the rule on lever_aux, then lever_dropout, in every walk
     monkeypatch.setattr(ablation, "beats", lambda *a: Verdict(next(verdicts), 1.0, 0.5))
+    from mmsent.training import runs
+
+    pools, original = [], runs.run_models
+    monkeypatch.setattr(runs, "run_models", lambda params, specs: (pools.append([s.name for s in specs]),
+                                                                   original(params, specs))[1])
     ablation.run(project)
+    # the lever rows on one incumbent train as one pool; a row whose incumbent changed trains again
+    assert [p for p in pools if p] == ([["lever_aux", "lever_dropout"], ["lever_dropout"]] if keep_first
+                                       else [["lever_aux", "lever_dropout"]])
     chain = read_chain(project)
     rows = {r["model"]: r for r in chain["rows"]}
     assert rows["lever_aux"]["built_on"] == "attention_fusion" and rows["lever_aux"]["kept"] is keep_first

@@ -12,6 +12,7 @@ the de-duplicated test split (test pairs whose image or text also occurs in trai
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,17 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
     ``params.yaml`` (the start, or a swap such as attention for concat). One record per row with
     metrics: its metrics, whether it was kept, its difference from the incumbent, the incumbent after it.
 
-    ``train(spec)``: called for each lever row before its metrics are read (the ``ablation`` stage
-    trains it there, on the incumbent of that moment); without it the stored chain's specs are used."""
+    ``train(specs)``: trains lever rows before their metrics are read (the ``ablation`` stage). Rows
+    up to the next kept lever all build on the same incumbent, so a lever row is trained together with
+    the lever rows after it, as one pool of jobs; a row trained on an incumbent that has since been
+    replaced is trained again on the new one, so the outcome is that of one row at a time. Without
+    ``train`` the stored chain's specs are used."""
     cfg = params.extra.get("ablation") or {}
     folds = protocol_config(params).folds
     specs = model_specs(params, chained=train is None)
-    out, incumbent = [], None
-    for step in cfg.get("rows", []):
+    rows = cfg.get("rows", [])
+    out, incumbent, trained = [], None, {}  # trained: name -> the spec its metrics come from
+    for i, step in enumerate(rows):
         spec, built_on = specs.get(step["model"]), None
         if "adds" in step:
             if incumbent is None:
@@ -94,7 +99,11 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
             built_on = incumbent["model"]
             if train is not None:
                 spec = spec_from(step["model"], derive(incumbent["spec"], step["model"], step["adds"]))
-                train(spec)
+                if trained.get(spec.name) != spec:
+                    batch = [spec_from(r["model"], derive(incumbent["spec"], r["model"], r["adds"]))
+                             for r in itertools.takewhile(lambda r: "adds" in r, rows[i:])]
+                    train(batch)
+                    trained.update({b.name: b for b in batch})
         path = params.path(METRICS_DIR) / f"{step['model']}_{dataset}.json"
         if spec is None or not path.is_file():
             continue
@@ -354,6 +363,6 @@ def run(params: Params, force: bool = False, only: list[str] | None = None) -> P
         if wanted and (force or not (done and spec.family in EXPENSIVE_FAMILIES)):
             todo.append(spec)
     run_models(params, todo)
-    decided = decide(params, train=(lambda spec: run_models(params, [spec])) if only is None else None)
+    decided = decide(params, train=(lambda batch: run_models(params, batch)) if only is None else None)
     write_chain(params, decided)
     return build(params)
