@@ -125,7 +125,7 @@ for number, group, title, intro, extra in [
     ("04", "fusion", "Fusion",
      "The source system's concat head ([text ; image] → 1024 → 512 → 3), the thesis's modality-attention fusion "
      "(per-sample weights over text and image) and late fusion of unimodal probabilities.",
-     '\nfigures["fusion_attention_weights"] = plots.attention_by_class(params, "attention_fusion")'),
+     '\nfigures["fusion_attention_weights"] = plots.attention_by_class(params, attention_model)'),
 ]:
     name = {"text": "02_text_baselines", "image": "03_image_baselines", "fusion": "04_fusion"}[group]
     write_notebook(HERE / f"{name}.ipynb", [
@@ -136,7 +136,8 @@ for number, group, title, intro, extra in [
                "cross-validated epoch count; the BiLSTM, DenseNet-121 and MVSA-Multiple models early-stop on dev. "
                "Test is read once per final model (`mmsent.evaluation.metrics`). "
                "This notebook only drives `mmsent.training.runs` and `mmsent.evaluation.plots`."),
-        ("params", STAGE_PARAMS),
+        ("params", STAGE_PARAMS + ('attention_model = "attention_fusion"  # whose per-input attention weights to draw\n'
+                                   if group == "fusion" else "")),
         ("code", LOAD),
         ("code", TRAIN.replace("{group}", group)),
         ("code", FIGURES.replace("{group}", group).replace("{extra}", extra)),

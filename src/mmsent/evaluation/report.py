@@ -149,11 +149,11 @@ def shipped_lines(params: Params, df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def draw_figures(params: Params, sig: pd.DataFrame, examples: pd.DataFrame) -> None:
+def draw_figures(params: Params, sig: pd.DataFrame, examples: pd.DataFrame, fusion: str) -> None:
     if not sig.empty:
         plots.save_figure(comparisons_figure(sig), params, "report_comparisons")
     if not examples.empty:
-        plots.save_figure(disagreement_figure(params, examples, "attention_fusion"), params, "report_disagreements")
+        plots.save_figure(disagreement_figure(params, examples, fusion), params, "report_disagreements")
     shipped = read_chain(params).get("kept")
     if shipped:
         plots.save_figure(plots.model_confusion(params, shipped), params, "shipped_confusion")
@@ -188,8 +188,10 @@ def build(params: Params) -> Path:
     s, m = summary["single"], summary["multiple"]
     df = collect(params)
     sig = pd.read_csv(params.path("reports/tables/significance.csv"))
-    examples = disagreement_examples(params)
-    draw_figures(params, sig, examples)
+    chosen = {"text": "text_head", "image": "image_head", "fusion": "attention_fusion",
+              **((params.extra.get("report") or {}).get("error_analysis") or {})}
+    examples = disagreement_examples(params, chosen["text"], chosen["image"], chosen["fusion"])
+    draw_figures(params, sig, examples, chosen["fusion"])
     res_cols = ["model", "modalities", "CV wF1 (± SE)", "accuracy", "weighted F1", "95 % CI wF1", "macro F1", "seeds"]
     final, other = len(protocol_config(params).final_seeds), len(seeds(params))
     family = int(sig["family"].iloc[0]) if len(sig) else 0
@@ -234,7 +236,8 @@ def build(params: Params) -> Path:
         "## 6. Tuning", "",
         *tuning_lines(params),
         "## 7. Error analysis: text and image disagree", "",
-        "Test pairs where the text-only and image-only heads disagree (seed 0), with attention fusion's call: the "
+        f"Test pairs where `{chosen['text']}` and `{chosen['image']}` disagree (seed 0), with `{chosen['fusion']}`'s "
+        "call (`report.error_analysis` in params.yaml picks the three): the "
         "first three in test order where fusion is right, then the first three where it is wrong (so not a sample of "
         "its accuracy); each title says RIGHT or WRONG.", "",
         _img("report_disagreements", params), "",
