@@ -127,3 +127,22 @@ def test_suggest_types_and_bad_space():
     assert out == {"a": 0.5, "b": 3, "c": [1, 2]}
     with pytest.raises(ValueError, match="unknown search-space type"):
         tune.suggest(trial, {"a": {"type": "complex"}})
+
+
+def test_a_study_run_under_other_settings_is_never_resumed(tuned_project):
+    """The study name carries a hash of what a trial's score depends on: another search space or
+    protocol is a new study, the same settings find the same one."""
+    import copy
+
+    from mmsent.training.tune import study_name, tuning_config
+
+    model = tuning_config(tuned_project)["models"][0]
+    same = study_name(tuned_project, model)
+    assert study_name(tuned_project, model) == same and same.startswith(f"{model}-single-")
+    space = tuned_project.extra["tuning"]["spaces"][model]
+    original = copy.deepcopy(space)
+    next(iter(space.values()))["low"] = 1e-9
+    assert study_name(tuned_project, model) != same
+    tuned_project.extra["tuning"]["spaces"][model] = original
+    tuned_project.extra["protocol"] = {**tuned_project.extra["protocol"], "inner_fraction": 0.3}
+    assert study_name(tuned_project, model) != same
