@@ -105,6 +105,9 @@ def test_one_standard_error_rule_takes_the_simplest_close_trial():
     st2 = _study_with([(71.0 + 1e-6, [x + 1e-6 for x in best], 5000), (70.5, [x - 0.5 for x in best], 800),
                        (69.0, [x - 2 for x in best], 100)])
     assert tune.choose_trial(st2, folds=5)[0].number == 1
+    # among equally small trials within the band the higher mean wins, whatever order they ran in
+    tie = _study_with([(71.0, best, 5000), (70.2, [x - 0.8 for x in best], 800), (70.6, [x - 0.4 for x in best], 800)])
+    assert tune.choose_trial(tie, folds=5)[0].number == 2
 
 
 def test_the_stage_runs_studies_side_by_side_like_one_by_one(tuned_project, monkeypatch):

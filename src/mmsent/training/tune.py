@@ -4,7 +4,7 @@ Each trial is scored on the folds of the protocol (:mod:`mmsent.training.protoco
 of its repeats: one by default), never on test. The trials themselves do not depend on the
 scores: a seeded quasi-random (Sobol) sampler and no pruner, so a 1e-6 change in the features
 can change a trial's score but not which trials are run. The value written is not the top
-score but the simplest trial (fewest parameters, then the earliest) whose mean fold score is
+score but the simplest trial (fewest parameters, then the higher mean) whose mean fold score is
 within one corrected standard error of the best one's (the one-standard-error rule).
 Search spaces and trial counts come from ``params.yaml`` (``tuning``). Storage: an SQLite file under ``data/`` by
 default, or any Optuna RDB URL (e.g. ``postgresql://...``) so workers on many machines
@@ -196,7 +196,7 @@ def tune_model(params: Params, model: str, n_trials: int | None = None, worker: 
 
 def choose_trial(st: optuna.Study, folds: int) -> tuple[optuna.trial.FrozenTrial, float]:
     """The one-standard-error rule: the simplest completed trial (fewest parameters, then the
-    earliest) whose mean fold score is within one corrected standard error of the best mean.
+    higher mean) whose mean fold score is within one corrected standard error of the best mean.
     Returns the trial and that standard error."""
     done = [t for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             if "fold_scores" in t.user_attrs]
@@ -205,7 +205,9 @@ def choose_trial(st: optuna.Study, folds: int) -> tuple[optuna.trial.FrozenTrial
     best = max(done, key=lambda t: (t.value, -t.number))
     se = corrected_se(best.user_attrs["fold_scores"], folds)
     within = [t for t in done if t.value >= best.value - se]
-    return min(within, key=lambda t: (t.user_attrs["parameters"], t.number)), se
+    # among equally small trials the better score, not the earlier trial: the trial order is arbitrary,
+    # and a tie-break on it flipped the choice when the features moved by 1e-5 (reports/reproducibility.md)
+    return min(within, key=lambda t: (t.user_attrs["parameters"], -t.value, t.number)), se
 
 
 def write_best(params: Params, model: str, st: optuna.Study) -> Path:
@@ -214,7 +216,7 @@ def write_best(params: Params, model: str, st: optuna.Study) -> Path:
     body = {"model": model, "study": st.study_name, "trial": chosen.number,
             "cv_weighted_f1": round(chosen.value, 2), "best_cv_weighted_f1": round(st.best_value, 2),
             "one_se": round(se, 2), "parameters": chosen.user_attrs["parameters"],
-            "chosen_by": "fewest parameters within one corrected SE of the best mean fold score",
+            "chosen_by": "fewest parameters (then the higher mean) within one corrected SE of the best mean fold score",
             "trials": len(st.trials), "options": options, "train": overrides}
     return write_text(best_path(params, model), "# written by the tune stage; read by the training stages\n"
                       + yaml.safe_dump(body, sort_keys=True))
