@@ -110,3 +110,20 @@ def test_a_lever_row_needs_a_kept_configuration_before_it(project):  # noqa: F81
     project.extra["ablation"] = {"rows": [{"lever": "x", "model": "lever_x", "adds": {"options": {"dropout": 0.2}}}]}
     with pytest.raises(ValueError, match="no row before it was kept"):
         ablation.run(project)
+
+
+def test_a_lever_that_needs_another_family_is_reported_not_trained(project):  # noqa: F811
+    """A lever declared for one family (a loss on attention's fused vector, say) is not built on a kept
+    configuration of another family: the row says so, and the walk goes on."""
+    from mmsent.training.specs import read_chain
+
+    project.extra["ablation"] = {"rows": [
+        {"lever": "attention", "model": "attention_fusion"},
+        {"lever": "+ a concat-only trick", "model": "lever_concat", "needs_family": "concat_fusion",
+         "adds": {"options": {"dropout": 0.2}}}]}
+    run_model(project, model_specs(project)["attention_fusion"])
+    md = ablation.run(project).read_text()
+    assert "not applicable: needs concat_fusion" in md and "nan" not in md.split()
+    assert not project.path("metrics/lever_concat_single.json").exists()
+    row = {r["model"]: r for r in read_chain(project)["rows"]}["lever_concat"]
+    assert row["kept"] is False and "needs concat_fusion" in row["skipped"]

@@ -23,7 +23,7 @@ from mmsent.config import Params
 from mmsent.data.labels import LABEL2ID
 from mmsent.data.mvsa import load_prepared
 from mmsent.evaluation.ensemble import decide as ensemble_decide, lines as ensemble_lines
-from mmsent.evaluation.metrics import aggregate, compute_metrics, fmt, fmt_interval, save_frame
+from mmsent.evaluation.metrics import aggregate, compute_metrics, fmt, fmt_interval, markdown_table, save_frame
 from mmsent.evaluation.stats import load_predictions
 from mmsent.io import read_json, write_text
 from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR, PREPARED_DIR
@@ -97,11 +97,18 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
             if incumbent is None:
                 raise ValueError(f"ablation row {step['model']} adds a lever but no row before it was kept")
             built_on = incumbent["model"]
+            needs = step.get("needs_family")
+            if needs and incumbent["spec"].family != needs:  # e.g. a loss on attention's fused vector
+                out.append({"lever": step["lever"], "model": step["model"], "metrics": None, "kept": False,
+                            "verdict": None, "built_on": built_on, "spec": None, "incumbent": incumbent["model"],
+                            "skipped": f"needs {needs}; the kept configuration is a {incumbent['spec'].family}"})
+                continue
             if train is not None:
                 spec = spec_from(step["model"], derive(incumbent["spec"], step["model"], step["adds"]))
                 if trained.get(spec.name) != spec:
                     batch = [spec_from(r["model"], derive(incumbent["spec"], r["model"], r["adds"]))
-                             for r in itertools.takewhile(lambda r: "adds" in r, rows[i:])]
+                             for r in itertools.takewhile(lambda r: "adds" in r, rows[i:])
+                             if r.get("needs_family") in (None, incumbent["spec"].family)]
                     train(batch)
                     trained.update({b.name: b for b in batch})
         path = params.path(METRICS_DIR) / f"{step['model']}_{dataset}.json"
@@ -146,7 +153,8 @@ def write_chain(params: Params, decided: list[dict[str, Any]]) -> Path:
 
     rows = [{"model": r["model"], "lever": r["lever"], "built_on": r["built_on"], "kept": r["kept"],
              "spec": ({k: v for k, v in dataclasses.asdict(r["spec"]).items() if k != "name"}
-                      if r["built_on"] else None)} for r in decided]
+                      if r["built_on"] and r["spec"] else None),
+             **({"skipped": r["skipped"]} if r.get("skipped") else {})} for r in decided]
     body = {"kept": kept_model(params, decided=decided), "rows": rows, "levers_kept": carried(decided)}
     return write_text(chain_path(params), "# written by the ablation stage: forward selection, each lever on the "
                       "configuration kept before it\n" + yaml.safe_dump(body, sort_keys=False, width=120))
@@ -166,6 +174,10 @@ def rows(params: Params, dataset: str = "single", decided: list[dict[str, Any]] 
     out = []
     for r in decided if decided is not None else decide(params, dataset):
         m, v = r["metrics"], r["verdict"]
+        if m is None:  # a lever that does not apply to the kept configuration
+            out.append({"lever": r["lever"], "model": r["model"], "built on": r["built_on"],
+                        "CV wF1 (± SE)": f"not applicable: {r['skipped']}", "kept (CV)": "no", "_cv": float("nan")})
+            continue
         out.append({"lever": r["lever"], "model": r["model"], "built on": r["built_on"] or "–",
                     "CV wF1 (± SE)": cv_text(m) if "cv" in m else "not cross-validated",
                     "Δ vs kept (± SE)": f"{v.difference:+.2f} ± {v.se:.2f}" if v else "–",
@@ -209,7 +221,7 @@ def build(params: Params, dataset: str = "single") -> Path:
         "test pairs of the seed mean. CPU seconds are per final seed on this machine's CPU, with a "
         "seed's share of any work done once per row, such as distillation teachers (the fold models cost about "
         "as much again per fold; features are cached once and not counted; see benchmarks.md).", "",
-        table.drop(columns=["_cv"]).to_markdown(index=False), "",
+        markdown_table(table.drop(columns=["_cv"])), "",
         f"Fold by fold: `reports/figures/{figure_name(params)}.png` (each line one fold model of each row; the "
         "keep/drop rule reads these paired differences).", "",
         "*Kept* is a selection rule (better on the folds by more than one corrected SE of the paired fold "
@@ -235,7 +247,7 @@ def build(params: Params, dataset: str = "single") -> Path:
         if dd else (f"`{best.model}`: no test pairs are left once duplicates of train are removed." if predicted
                     else f"`{best.model}`: its per-seed predictions are not in this checkout (`dvc pull` them)."), "",
     ]
-    cv_rows = [r for r in decided if "cv" in r["metrics"]]
+    cv_rows = [r for r in decided if r["metrics"] and "cv" in r["metrics"]]
     if cv_rows:
         from mmsent.evaluation.plots import cv_by_fold, save_figure
 
@@ -263,7 +275,7 @@ def fold_ensemble_lines(decided: list[dict[str, Any]]) -> list[str]:
     cross-validated row, so the choice between them is a measurement too."""
     out = []
     for r in decided:
-        m = r["metrics"]
+        m = r["metrics"] or {}
         if "fold_ensemble" in m:
             e = m["fold_ensemble"]
             out.append({"model": r["model"], "refit on train + dev, mean of seeds (acc / wF1)":

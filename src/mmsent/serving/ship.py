@@ -43,7 +43,7 @@ def choose(params: Params, dataset: str = "single") -> tuple[str, int, pd.DataFr
              "corrected SE": f"{r['metrics']['cv']['weighted_f1']['se']:.2f}",
              "Δ vs kept": f"{r['verdict'].difference:+.2f}" if r["verdict"] else "– (the start)",
              "kept": "yes" if r["kept"] else "no"}
-            for r in decided if "cv" in r["metrics"]]
+            for r in decided if r["metrics"] and "cv" in r["metrics"]]
     return kept_model(params, dataset, decided), shipped_seed(params), pd.DataFrame(rows)
 
 
