@@ -63,17 +63,19 @@ def test_every_training_set_has_the_augmented_rows_and_no_held_out_or_test_one(a
     original = fitting.fit
 
     def spy(model, train, dev, cfg, **kw):
-        seen.append((list(train.ids), train.inputs["text"].numpy().copy(), list(dev.ids) if dev is not None else None))
+        watch = kw.get("watch")
+        seen.append((list(train.ids), train.inputs["text"].numpy().copy(), list(dev.ids) if dev is not None else None,
+                     list(watch.ids) if watch is not None else []))
         return original(model, train, dev, cfg, **kw)
 
     monkeypatch.setattr(fitting, "fit", spy)
     run_model(augmented, model_specs(augmented)["augmented"])
     pool = len(parts["train"]) + len(parts["dev"])
     folds, finals = seen[:2], seen[2:]
-    for ids, text, held in folds:  # each fold: its training pairs twice, the second time with their translation
-        assert len(ids) == 2 * (pool - len(held)) and not set(held) & set(ids)
+    for ids, text, stop, held in folds:  # each fold: its training pairs twice, the second time with their translation
+        assert len(ids) == 2 * (pool - len(held) - len(stop)) and not (set(held) | set(stop)) & set(ids)
         assert (text[len(ids) // 2:] == 7.0).all() and not (text[: len(ids) // 2] == 7.0).all()
-    for ids, text, dev in finals:
+    for ids, text, dev, _ in finals:
         assert dev is None and len(ids) == 2 * pool and not set(ids) & test_ids
 
 
