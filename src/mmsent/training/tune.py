@@ -142,6 +142,7 @@ def load_summary(params: Params) -> dict[str, Any]:
 
 def study(params: Params, model: str, worker: int = 0) -> optuna.Study:
     cfg = tuning_config(params)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created / reused" lines in stage logs
     with warnings.catch_warnings():  # QMC falls back to a seeded random sampler for categorical values
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=int(cfg.get("seed", 0)) + worker,
@@ -188,7 +189,6 @@ def tune_model(params: Params, model: str, n_trials: int | None = None, worker: 
         optuna.storages.fail_stale_trials(st)  # trials of dead workers: failed, queued again
     remaining = total - len(st.get_trials(deepcopy=False, states=FINISHED))
     if remaining > 0:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         st.optimize(objective, n_trials=remaining, gc_after_trial=False,
                     callbacks=[optuna.study.MaxTrialsCallback(total, states=FINISHED)])
     return st
