@@ -181,8 +181,8 @@ def family_table(params: Params, alpha: float = 0.05, reps: int = 10000) -> pd.D
             cache[model, dataset, protocol] = load_runs(params, model, dataset, protocol)
         return cache[model, dataset, protocol]
 
-    rows = []
-    for q in questions(params):
+    rows, declared = [], questions(params)
+    for q in declared:
         for dataset in q.datasets:
             for protocol in q.protocols:
                 a, b = runs(q.a, dataset, protocol), runs(q.b, dataset, protocol)
@@ -205,7 +205,7 @@ def family_table(params: Params, alpha: float = 0.05, reps: int = 10000) -> pd.D
     table = pd.DataFrame(rows)
     table["family"], table["alpha"], table["level"] = family, alpha, 100 * (1 - alpha / family)
     table["reps"] = reps
-    by_key = {q.key: q for q in questions(params)}
+    by_key = {q.key: q for q in declared}
     table["sentence"] = [sentence(params, by_key[r.question], r) for r in table.itertuples()]
     return table
 

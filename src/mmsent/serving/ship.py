@@ -158,19 +158,19 @@ def by_modality(params: Params, model: str, dataset: str = "single") -> dict[str
     gold = test.labels.numpy()
     side = {m: "image" if SOURCES.get(m, m) in ("image", "ocr") else "text" for m in spec.inputs}
     views = {"text + image": set(), "text only": {"image"}, "image only": {"text"}}
-    out = {}
+    masked = {}
     for view, hidden in views.items():
         inputs = dict(test.inputs)
         for m, source in side.items():
             if source in hidden and f"{m}_mask" in inputs:
                 inputs[f"{m}_mask"] = torch.zeros_like(inputs[f"{m}_mask"])
-        masked = TensorData(inputs, test.labels, test.ids)
-        runs = []
-        for seed in protocol_config(params).final_seeds:
-            net, _ = load_checkpoint(params.path(MODELS_DIR) / model / dataset / f"seed{seed}.pt")
-            runs.append(compute_metrics(gold, predict_proba(net, masked)[0].argmax(1)))
-        out[view] = aggregate(runs)
-    return out
+        masked[view] = TensorData(inputs, test.labels, test.ids)
+    runs: dict[str, list] = {view: [] for view in views}
+    for seed in protocol_config(params).final_seeds:  # each checkpoint loaded once, scored on every view
+        net, _ = load_checkpoint(params.path(MODELS_DIR) / model / dataset / f"seed{seed}.pt")
+        for view, data in masked.items():
+            runs[view].append(compute_metrics(gold, predict_proba(net, data)[0].argmax(1)))
+    return {view: aggregate(scored) for view, scored in runs.items()}
 
 
 def expectations(params: Params, model: str, views: dict[str, dict]) -> str:
