@@ -99,7 +99,8 @@ def test_forward_selection_builds_each_lever_on_the_configuration_kept_so_far(pr
     assert spec.options["dropout"] == 0.2 and spec.group == "ablation"
     assert ("aux_weight" in spec.options) is keep_first
     assert chain["kept"] == "lever_dropout" == ablation.kept_model(project)
-    assert chain["levers_kept"] == ["attention"] + (["+ aux heads"] if keep_first else []) + ["+ more dropout"]
+    assert chain["start"] == "attention"
+    assert chain["levers_kept"] == (["+ aux heads"] if keep_first else []) + ["+ more dropout"]
     from mmsent.training.loop import load_checkpoint
 
     _, payload = load_checkpoint(project.path("models/lever_dropout/single/seed0.pt"))
@@ -127,3 +128,32 @@ def test_a_lever_that_needs_another_family_is_reported_not_trained(project):  # 
     assert not project.path("metrics/lever_concat_single.json").exists()
     row = {r["model"]: r for r in read_chain(project)["rows"]}["lever_concat"]
     assert row["kept"] is False and "needs concat_fusion" in row["skipped"]
+
+
+def test_a_reference_row_is_compared_but_never_kept(project, monkeypatch):  # noqa: F811
+    """The declared start cannot be displaced by a reference row however well it scores on the
+    folds: the choice of start is made before any score is read, so no rerun can flip it."""
+    from mmsent.training.specs import describe_kept, read_chain
+
+    project.extra["models"]["fusion_ref"] = dict(project.extra["models"]["attention_fusion"])
+    project.extra["ablation"] = {"rows": [
+        {"lever": "attention (declared start)", "model": "attention_fusion"},
+        {"lever": "reference: another head", "model": "fusion_ref", "reference": True},
+        {"lever": "+ more dropout", "model": "lever_dropout", "adds": {"options": {"dropout": 0.2}}}]}
+    for name in ("attention_fusion", "fusion_ref"):
+        run_model(project, model_specs(project)[name])
+    path = project.path("metrics/fusion_ref_single.json")
+    m = json.loads(path.read_text())
+    m["cv"]["per_fold"]["weighted_f1"] = [v + 20.0 for v in m["cv"]["per_fold"]["weighted_f1"]]
+    path.write_text(json.dumps(m))
+    md = ablation.run(project).read_text()
+    table = ablation.rows(project)
+    assert list(table["kept (CV)"])[1] == "reference"
+    assert table.loc[1, "Δ vs kept (± SE)"].startswith("+")  # compared with the start, and better
+    chain = read_chain(project)
+    assert {r["model"]: r["built_on"] for r in chain["rows"]}["lever_dropout"] == "attention_fusion"
+    assert chain["start"] == "attention (declared start)" and "fusion_ref" != chain["kept"]
+    assert describe_kept(chain) in md
+    project.extra["ablation"]["rows"] = project.extra["ablation"]["rows"][1:]
+    with pytest.raises(ValueError, match="is a reference but no row before it was kept"):
+        ablation.decide(project)

@@ -108,15 +108,20 @@ def test_ocr_features_are_masked_where_no_text_was_found(tiny_params, monkeypatc
     assert cache.X[0].tolist() == [4.0, 1.0] and np.abs(cache.X[1:]).sum() == 0
 
 
+# the full profile's tweet-aware-text variants (the default profile encodes none)
+VARIANTS = {"raw": {"raw": True}, "hashtags_whole": {"split_hashtags": False}}
+
+
 def test_each_distinct_text_is_encoded_once_and_reused(tiny_params, monkeypatch):
     """A tweet repeated within a dataset, across datasets or unchanged by a text variant is encoded
     once, and every cache still gets its own row for every pair."""
+    tiny_params.features.text_variants = VARIANTS
     prepare.run(tiny_params, progress=False)
     monkeypatch.setattr(features, "_LOADED", {})
     monkeypatch.setattr(features, "get_encoder", lambda name, **kw: CountingEncoder())
     CountingEncoder.calls = []
     tiny_params.features = dataclasses.replace(tiny_params.features, text_encoders=["fake"], image_encoders=[],
-                                               ocr_encoders=[])
+                                               ocr_encoders=[], variant_encoders=None)
     summary = features.run(tiny_params, progress=False)
     encoded = [t for call in CountingEncoder.calls for t in call]
     assert len(encoded) == len(set(encoded))
@@ -259,6 +264,7 @@ def test_family_ensemble_averages_every_seed_of_every_member(project):  # noqa: 
 
 
 def test_text_variants_are_encoded_only_by_the_variant_encoders(tiny_params):
+    tiny_params.features.text_variants = VARIANTS
     prepare.run(tiny_params, progress=False)
     cfg = tiny_params.features
     cfg.text_encoders, cfg.image_encoders, cfg.ocr_encoders = ["vader", "vader_copy"], [], []
@@ -296,6 +302,7 @@ def test_one_backbone_pass_serves_the_usual_image_features_and_several_blocks_po
 
 
 def test_features_for_one_added_encoder_leave_the_other_caches_alone(tiny_params):
+    tiny_params.features.text_variants = VARIANTS
     prepare.run(tiny_params, progress=False)
     other = feature_path(tiny_params, "minilm", "single")
     save_arrays(other, meta={"encoder": "minilm"}, ids=np.array(["x"]), X=np.zeros((1, 2), np.float32),
@@ -323,6 +330,7 @@ def test_text_variant_rows_read_the_tweet_normalised_their_way(tiny_params):
     from mmsent.training.specs import model_specs
     from mmsent.data.text import normalize_tweet
 
+    tiny_params.features.text_variants = VARIANTS
     prepare.run(tiny_params, progress=False)
     features.run(tiny_params, progress=False, only=["vader"], datasets=("single",))
     normalised = features.load_features(tiny_params, "vader", "single")

@@ -1,7 +1,10 @@
 """``reports/ablation.md``: forward selection, one row per accuracy lever.
 
-Each lever row is the configuration kept so far with exactly that one lever added (never a
-rejected row), so its difference is the lever's own. It is *kept* only when its cross-validated
+The first row that names a model is the declared start (the thesis's attention fusion): a
+choice made before any score is read, so no noise can flip it. A ``reference`` row (the source
+system's concat head) is scored against the configuration kept so far and never replaces it; its
+test comparison is a declared question of REPORT.md. Each lever row is the configuration kept so
+far with exactly that one lever added (never a rejected row), so its difference is the lever's own. It is *kept* only when its cross-validated
 weighted F1 beats the configuration kept so far by more than the corrected standard error of
 their paired fold differences (:func:`mmsent.training.protocol.beats`); otherwise the simpler
 configuration stays, and what ships carries only levers that passed. Test is never read
@@ -28,7 +31,7 @@ from mmsent.evaluation.stats import load_predictions
 from mmsent.io import read_json, write_text
 from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR, PREPARED_DIR
 from mmsent.training.protocol import beats, protocol_config
-from mmsent.training.specs import chain_path, derive, model_specs, read_chain, spec_from
+from mmsent.training.specs import chain_path, derive, describe_kept, model_specs, read_chain, spec_from
 
 
 def ensemble_metrics(params: Params, models: str | list[str], dataset: str = "single") -> dict[str, Any]:
@@ -78,8 +81,9 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
     """Walk ``ablation.rows`` in order: forward selection with the noise-aware rule. A row that
     ``adds`` a lever is the configuration kept so far with that one lever on top (never a rejected
     row), so its difference is that lever's own; a row without ``adds`` names a model of
-    ``params.yaml`` (the start, or a swap such as attention for concat). One record per row with
-    metrics: its metrics, whether it was kept, its difference from the incumbent, the incumbent after it.
+    ``params.yaml`` (the start, or a swap such as attention for concat); a ``reference`` row is
+    compared with the incumbent and never kept. One record per row with metrics: its metrics,
+    whether it was kept, its difference from the incumbent, the incumbent after it.
 
     ``train(specs)``: trains lever rows before their metrics are read (the ``ablation`` stage). Rows
     up to the next kept lever all build on the same incumbent, so a lever row is trained together with
@@ -116,17 +120,19 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
             continue
         m = read_json(path)
         record = {"lever": step["lever"], "model": step["model"], "metrics": m, "kept": False, "verdict": None,
-                  "built_on": built_on, "spec": spec}
+                  "built_on": built_on, "spec": spec, "reference": bool(step.get("reference"))}
         if "cv" not in m:  # trained on the dev protocol only (too slow for k folds): not comparable
             record["incumbent"] = incumbent["model"] if incumbent else None
             out.append(record)
             continue
         scores = m["cv"]["per_fold"]["weighted_f1"]
+        if record["reference"] and incumbent is None:
+            raise ValueError(f"ablation row {step['model']} is a reference but no row before it was kept")
         if incumbent is None:
             record["kept"] = True
         else:
             record["verdict"] = beats(scores, incumbent["scores"], folds)
-            record["kept"] = record["verdict"].better
+            record["kept"] = record["verdict"].better and not record["reference"]
         if record["kept"]:
             incumbent = {"model": step["model"], "scores": scores, "spec": spec}
         record["incumbent"] = incumbent["model"]
@@ -134,14 +140,14 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
     return out
 
 
-def carried(decided: list[dict[str, Any]]) -> list[str]:
-    """The levers the kept configuration carries: the last kept row that named a model (the start, or
-    a swap such as attention for concat), then every lever kept on top of it."""
-    out: list[str] = []
+def carried(decided: list[dict[str, Any]]) -> tuple[str | None, list[str]]:
+    """What the kept configuration is made of: the last kept row that named a model (the declared
+    start, or a swap kept over it), then every lever kept on top of it."""
+    start, levers = None, []
     for r in decided:
         if r["kept"]:
-            out = [*out, r["lever"]] if r["built_on"] else [r["lever"]]
-    return out
+            start, levers = (start, [*levers, r["lever"]]) if r["built_on"] else (r["lever"], [])
+    return start, levers
 
 
 def write_chain(params: Params, decided: list[dict[str, Any]]) -> Path:
@@ -152,10 +158,12 @@ def write_chain(params: Params, decided: list[dict[str, Any]]) -> Path:
     import yaml
 
     rows = [{"model": r["model"], "lever": r["lever"], "built_on": r["built_on"], "kept": r["kept"],
+             **({"reference": True} if r.get("reference") else {}),
              "spec": ({k: v for k, v in dataclasses.asdict(r["spec"]).items() if k != "name"}
                       if r["built_on"] and r["spec"] else None),
              **({"skipped": r["skipped"]} if r.get("skipped") else {})} for r in decided]
-    body = {"kept": kept_model(params, decided=decided), "rows": rows, "levers_kept": carried(decided)}
+    start, levers = carried(decided)
+    body = {"kept": kept_model(params, decided=decided), "rows": rows, "start": start, "levers_kept": levers}
     return write_text(chain_path(params), "# written by the ablation stage: forward selection, each lever on the "
                       "configuration kept before it\n" + yaml.safe_dump(body, sort_keys=False, width=120))
 
@@ -181,7 +189,8 @@ def rows(params: Params, dataset: str = "single", decided: list[dict[str, Any]] 
         out.append({"lever": r["lever"], "model": r["model"], "built on": r["built_on"] or "–",
                     "CV wF1 (± SE)": cv_text(m) if "cv" in m else "not cross-validated",
                     "Δ vs kept (± SE)": f"{v.difference:+.2f} ± {v.se:.2f}" if v else "–",
-                    "kept (CV)": "yes" if r["kept"] else "no", "test accuracy": fmt(m["accuracy"]),
+                    "kept (CV)": "reference" if r.get("reference") else "yes" if r["kept"] else "no",
+                    "test accuracy": fmt(m["accuracy"]),
                     "test weighted F1": fmt(m["weighted_f1"]), "95 % CI wF1": fmt_interval(m, "weighted_f1"),
                     "test macro F1": fmt(m["macro_f1"]),
                     "CPU s / seed": f"{cpu_seconds_per_seed(m):.1f}",
@@ -227,9 +236,11 @@ def build(params: Params, dataset: str = "single") -> Path:
         "*Kept* is a selection rule (better on the folds by more than one corrected SE of the paired fold "
         "differences), not a significance test; whether a kept configuration also beats its predecessor on test "
         "is one of REPORT.md's declared questions. A row without `built on` names a model of its own (its own "
-        "tuned values), not one lever.", "",
-        f"**The configuration kept (shipped): `{best.model}`**, carrying the levers "
-        + "; ".join(f"“{lever}”" for lever in carried(decided))
+        "tuned values), not one lever. The first such row is the declared start, chosen before any score was read "
+        "(the thesis's model), so no rerun can change it; a `reference` row is scored against the configuration "
+        "kept so far for comparison only and is never kept (its comparison on test is a declared question).", "",
+        f"**The configuration kept (shipped): `{best.model}`**: "
+        + describe_kept(dict(zip(("start", "levers_kept"), carried(decided), strict=True)))
         + f" — {best['test accuracy']} accuracy, {best['test weighted F1']} weighted F1 on test.", "",
         *fold_ensemble_lines(decided),
         *ensemble_lines(params, ensemble_decide(params, best.model, dataset), best.model),

@@ -29,7 +29,7 @@ from mmsent.evaluation.stats import PROTOCOL_NAMES, load_predictions, method_tex
 from mmsent.io import read_json, write_text  # noqa: E402
 from mmsent.paths import METRICS_DIR, PREPARED_DIR  # noqa: E402
 from mmsent.training.protocol import protocol_config  # noqa: E402
-from mmsent.training.specs import model_specs, read_chain, seeds  # noqa: E402
+from mmsent.training.specs import describe_kept, model_specs, read_chain, seeds  # noqa: E402
 
 TERMS = [
     ("CLMLF split", "MVSA-Single's 4,511 cleaned pairs cut 8:1:1 into train / dev / test (3,611 / 450 / 450) as "
@@ -135,8 +135,7 @@ def shipped_lines(params: Params, df: pd.DataFrame) -> list[str]:
     gaps = [f"{a['model']} ({a['source']}; {a['note']}): {m['accuracy']['mean'] - a['accuracy']:+.2f} accuracy, "
             f"{m['weighted_f1']['mean'] - a['weighted_f1']:+.2f} weighted F1 points"
             for a in ANCHORS if a["dataset"] == "single" and a["accuracy"] is not None]
-    lines = [f"**`{shipped}`**: the ablation's forward selection kept, in order, "
-             + "; ".join(f"“{lever}”" for lever in chain.get("levers_kept", []))
+    lines = [f"**`{shipped}`**: the ablation's forward selection kept, in order, " + describe_kept(chain)
              + f". Rejected levers are not in it ([ablation.md](ablation.md)). On the CLMLF test split: accuracy "
              f"{m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f}, wF1 {m['weighted_f1']['mean']:.2f} ± "
              f"{m['weighted_f1']['std']:.2f} over {m['seeds']} seeds.", "",

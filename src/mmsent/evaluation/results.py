@@ -126,7 +126,7 @@ def readme_table(params: Params, df: pd.DataFrame) -> str:
     """The README's results block: the headline models and the shipped configuration on MVSA-Single,
     on the three protocols (generated; tests/test_docs.py checks the README holds it)."""
     from mmsent.training.protocols import load, protocol_models
-    from mmsent.training.specs import read_chain
+    from mmsent.training.specs import describe_kept, read_chain
 
     chain = read_chain(params)
     single = df[df["dataset"] == "single"].set_index("model")
@@ -137,7 +137,7 @@ def readme_table(params: Params, df: pd.DataFrame) -> str:
         r = single.loc[name]
         label = f"`{name}` ({r['modalities']})"
         if name == chain.get("kept"):
-            label = f"**shipped**: `{name}` = " + " · ".join(chain.get("levers_kept", []))
+            label = f"**shipped**: `{name}` = " + describe_kept(chain)
         other = {scheme: load(params, name, scheme) for scheme in ("agreement", "cheema")}
         rows.append({"model (MVSA-Single)": label, "CV wF1 (± SE)": r["CV wF1 (± SE)"], "accuracy": r["accuracy"],
                      "weighted F1": r["weighted F1"], "95 % CI wF1": r["95 % CI wF1"],
