@@ -1,16 +1,17 @@
 """``reports/ablation.md``: forward selection, one row per accuracy lever.
 
-The first row that names a model is the declared start (the thesis's attention fusion): a
-choice made before any score is read, so no noise can flip it. A ``reference`` row (the source
-system's concat head) is scored against the configuration kept so far and never replaces it; its
-test comparison is a declared question of REPORT.md. Each lever row is the configuration kept so
-far with exactly that one lever added (never a rejected row), so its difference is the lever's
-own. It is *kept* only when its cross-validated weighted F1 beats the configuration kept so far by more than the corrected standard error of
-their paired fold differences (:func:`mmsent.training.protocol.beats`); otherwise the simpler
-configuration stays, and what ships carries only levers that passed. Test is never read
-for the decision. Test figures are shown for every row (mean ± std over seeds and a bootstrap
-interval over test pairs), plus seed ensembles in their own rows and the final configuration on
-the de-duplicated test split (test pairs whose image or text also occurs in train removed).
+The first row that names a model is the declared start (the thesis's attention fusion): a choice
+made before any score is read, so no noise can flip it. A ``reference`` row (the source system's
+concat head) is scored against the configuration kept so far and never replaces it; its test
+comparison is a declared question of REPORT.md. Each lever row is the configuration kept so far with
+exactly that one lever added (never a rejected row), so its difference is the lever's own. It is
+*kept* only when its cross-validated weighted F1 beats the configuration kept so far by more than
+the corrected standard error of their paired fold differences
+(:func:`mmsent.training.protocol.beats`); otherwise the simpler configuration stays, and what ships
+carries only levers that passed. Test is never read for the decision. Test figures are shown for
+every row (mean ± std over seeds and a bootstrap interval over test pairs), plus seed ensembles in
+their own rows and the final configuration on the de-duplicated test split (test pairs whose image
+or text also occurs in train removed).
 """
 
 from __future__ import annotations
