@@ -254,8 +254,9 @@ def test_tuning_figure_marks_the_chosen_trial_and_writes_only_the_history(tiny_p
         st.add_trial(optuna.trial.create_trial(params={"lr": 1e-3 + k * 1e-4}, distributions=dist, value=value,
                                                user_attrs=attrs))
     chosen, _ = tune.choose_trial(st, folds=5)
-    fig = tune.history_figure(st, folds=5)
+    fig = tune.history_figure(st, folds=5, title="m, MVSA-Single")
     ax = fig.axes[0]
+    assert ax.get_title() == "m, MVSA-Single: 3 completed trials"
     assert ax.get_ylabel() == "CV weighted F1 (%)" and ax.get_xlabel() == "trial"
     assert [tuple(c.get_offsets()[0]) for c in ax.collections if len(c.get_offsets()) == 1] == [(chosen.number, 70.5)]
     assert any(f"trial {chosen.number}" in t.get_text() for t in fig.legends[0].get_texts())

@@ -15,6 +15,22 @@ from mmsent.io import read_json
 from test_experiments import project  # noqa: F401  (the tiny project with cached fake features)
 
 
+def pool_threads() -> tuple[int, list[int]]:
+    """torch's threads and every BLAS / OpenMP pool's, as a job sees them."""
+    from threadpoolctl import threadpool_info
+
+    np.ones((64, 64)) @ np.ones((64, 64))  # make sure NumPy's BLAS is loaded
+    return torch.get_num_threads(), [p["num_threads"] for p in threadpool_info()]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_job_runs_on_one_thread_of_every_pool(workers):
+    """Two jobs side by side must not each start a BLAS thread per core: oversubscribed, the
+    spinning threads of one slow the other."""
+    for torch_threads, pools in parallel.run_jobs(pool_threads, [(), ()], workers):
+        assert torch_threads == 1 and pools and set(pools) == {1}
+
+
 def test_resolve_workers(monkeypatch):
     monkeypatch.delenv("MMSENT_WORKERS", raising=False)
     monkeypatch.setattr(parallel, "cpu_count", lambda: 4)

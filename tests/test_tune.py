@@ -1,6 +1,8 @@
 """Optuna tuning on a tiny synthetic project: seconds, resumable, scored by CV over train + dev
 (never test), the simplest trial within one standard error written, applied to training."""
 
+import json
+
 import numpy as np
 import optuna
 import pytest
@@ -149,3 +151,23 @@ def test_a_study_run_under_other_settings_is_never_resumed(tuned_project):
     tuned_project.extra["tuning"]["spaces"][model] = original
     tuned_project.extra["protocol"] = {**tuned_project.extra["protocol"], "inner_fraction": 0.3}
     assert study_name(tuned_project, model) != same
+
+
+def test_the_pooled_stage_runs_the_trials_one_study_at_a_time_would(tuned_project, monkeypatch):
+    """The stage spreads every trial's fold models over the cores; the trials it proposes, their
+    fold scores and what it writes are those of running each study trial after trial."""
+    tuned_project.extra["tuning"]["models"] = ["attention_fusion", "text_head"]
+    tuned_project.extra["tuning"]["spaces"]["text_head"] = {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2}, "hidden": {"type": "categorical", "choices": [[8], [4]]}}
+    monkeypatch.setenv("MMSENT_WORKERS", "2")
+    tune.run(tuned_project)
+    pooled = {m: [(t.params, t.user_attrs["fold_scores"]) for t in tune.study(tuned_project, m).trials]
+              for m in ("attention_fusion", "text_head")}
+    written = {m: tune.best_path(tuned_project, m).read_text() for m in pooled}
+    tuned_project.extra["tuning"]["storage"] = "sqlite:///data/optuna_sequential.db"
+    for m in pooled:
+        st = tune.tune_model(tuned_project, m)
+        assert [(t.params, t.user_attrs["fold_scores"]) for t in st.trials] == pooled[m]
+        assert len({json.dumps(p, sort_keys=True) for p, _ in pooled[m]}) == 3  # three different trials
+        tune.write_best(tuned_project, m, st)
+        assert tune.best_path(tuned_project, m).read_text().replace("optuna_sequential", "optuna") == written[m]

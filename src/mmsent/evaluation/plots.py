@@ -107,15 +107,17 @@ def learning_curves(params: Params, runs: list[tuple[str, str]]):
     order = list(dict.fromkeys(hist["run"]))
     colours = dict(zip(order, sns.color_palette("colorblind", len(order))))
     fig, (left, right) = figure(height=2.6 + 0.22 * len(order), ncols=2)
+    # markers: a model that trains one epoch (DenseNet-121 on CPU) is a point, not an invisible line
     sns.lineplot(hist, x="epoch", y="dev_wf1", hue="run", hue_order=order, palette=colours,
-                 errorbar=ERRORBAR, legend=False, ax=left)
+                 errorbar=ERRORBAR, legend=False, ax=left, marker="o", markersize=4)
     sns.lineplot(losses, x="epoch", y="value", hue="run", hue_order=order, palette=colours, style="loss",
-                 style_order=["train_loss", "dev_loss"], errorbar=None, legend=False, ax=right)
+                 style_order=["train_loss", "dev_loss"], errorbar=None, legend=False, ax=right, marker="o",
+                 markersize=4)
     left.set(ylabel="weighted F1 (%)", title="early-stopping split")
     right.set(ylabel="loss", title="train and early-stopping split")
     for ax in (left, right):
         ax.xaxis.get_major_locator().set_params(integer=True)
-    handles = [Line2D([], [], color=colours[r], lw=2) for r in order]
+    handles = [Line2D([], [], color=colours[r], lw=2, marker="o", markersize=4) for r in order]
     handles += [Line2D([], [], color="0.3", ls=ls) for ls in ("-", "--")]
     labels = order + ["train loss", "early-stopping split loss"]
     fig.legend(handles, labels, loc="outside lower center", ncol=1 if len(order) > 2 else 2, frameon=False,

@@ -158,40 +158,87 @@ def trial_count(params: Params, model: str) -> int:
     return int((cfg.get("trials") or {}).get(model, cfg.get("n_trials", 20)))
 
 
+def trial_fold(params: Params, model: str, values: dict[str, Any], fold: int) -> dict[str, Any]:
+    """One fold model of one trial, trained on the trial's ``values`` (a job of its own, so the
+    stage can spread every study's fold models over the cores)."""
+    cfg = tuning_config(params)
+    spec = model_specs(params)[model]
+    dataset = cfg.get("dataset", "single")
+    options, overrides = split_values(values)
+    config, data = cv_inputs(params, spec, dataset, load_parts(params, dataset), options)
+    data.pop("test")  # never read by a trial
+    mask = held_out(params, data["train"].ids, dataset, int(cfg.get("repeats", 1)))[fold]
+    return run_fold(params, spec, dataset, config, data, mask, fold, {**(cfg.get("trial_train") or {}), **overrides})
+
+
+def fold_count(params: Params) -> int:
+    return protocol_config(params).folds * int(tuning_config(params).get("repeats", 1))
+
+
+def record(trial: optuna.Trial, folds: list[dict[str, Any]]) -> float:
+    """A trial's score: the mean of its fold models' held-out weighted F1 (each kept on the trial)."""
+    scores = [f["weighted_f1"] for f in folds]
+    trial.set_user_attr("fold_scores", scores)
+    trial.set_user_attr("parameters", folds[0]["parameters"])
+    return float(sum(scores) / len(scores))
+
+
+def remaining_trials(params: Params, model: str, st: optuna.Study, n_trials: int | None = None) -> tuple[int, int]:
+    """(the finished trials the study should reach, how many it still needs)."""
+    total = int(n_trials if n_trials is not None else trial_count(params, model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(st)  # trials of dead workers: failed, queued again
+    return total, total - len(st.get_trials(deepcopy=False, states=FINISHED))
+
+
 def tune_model(params: Params, model: str, n_trials: int | None = None, worker: int = 0) -> optuna.Study:
     """Run (or resume) the study for ``model`` until it has ``n_trials`` finished trials.
 
     Many processes (``worker`` 0, 1, ...) may run this at once on one storage: each stops when
     the study as a whole has ``n_trials`` finished trials (in-flight trials may add a few)."""
-    cfg = tuning_config(params)
-    spec = model_specs(params)[model]
-    dataset = cfg.get("dataset", "single")
-    parts = load_parts(params, dataset)
-    space = cfg["spaces"][model]
+    space = tuning_config(params)["spaces"][model]
     st = study(params, model, worker)
-    repeats = int(cfg.get("repeats", 1))
 
     def objective(trial: optuna.Trial) -> float:
-        options, overrides = split_values(suggest(trial, space))
-        config, data = cv_inputs(params, spec, dataset, parts, options)
-        data.pop("test")  # never read by a trial
-        folds = [run_fold(params, spec, dataset, config, data, mask, j,
-                          {**(cfg.get("trial_train") or {}), **overrides})
-                 for j, mask in enumerate(held_out(params, data["train"].ids, dataset, repeats))]
-        scores = [f["weighted_f1"] for f in folds]
-        trial.set_user_attr("fold_scores", scores)
-        trial.set_user_attr("parameters", folds[0]["parameters"])
-        return float(sum(scores) / len(scores))
+        values = suggest(trial, space)
+        return record(trial, [trial_fold(params, model, values, j) for j in range(fold_count(params))])
 
-    total = int(n_trials if n_trials is not None else trial_count(params, model))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(st)  # trials of dead workers: failed, queued again
-    remaining = total - len(st.get_trials(deepcopy=False, states=FINISHED))
+    total, remaining = remaining_trials(params, model, st, n_trials)
     if remaining > 0:
         st.optimize(objective, n_trials=remaining, gc_after_trial=False,
                     callbacks=[optuna.study.MaxTrialsCallback(total, states=FINISHED)])
     return st
+
+
+def tune_pooled(params: Params, models: list[str], workers: int) -> dict[str, optuna.Study]:
+    """Every study of the stage to its trial count, every trial's fold models in one pool of jobs
+    (the slowest model's first), so no core waits for the slowest study to finish alone.
+
+    The trials are the ones :func:`tune_model` would run: the Sobol sampler does not read scores,
+    but it takes its search space from the first completed trial, so each study's first trial is
+    scored before the rest are asked; each study asks in trial order from its own sampler."""
+    studies = {m: study(params, m) for m in models}
+    dataset = tuning_config(params).get("dataset", "single")
+    cost = {m: expected_seconds(params, m, dataset) for m in models}
+    for first in (True, False):
+        asked = []
+        for m, st in studies.items():
+            _, remaining = remaining_trials(params, m, st)
+            if first and len(st.get_trials(deepcopy=False, states=FINISHED)):
+                continue  # resumed: its search space is known already
+            for _ in range(min(remaining, 1) if first else remaining):
+                with warnings.catch_warnings():  # Optuna's heartbeats serve optimize()'s own workers only
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = st.ask()
+                asked.append((m, trial, suggest(trial, tuning_config(params)["spaces"][m])))
+        jobs = sorted(((m, trial, values, j) for m, trial, values in asked for j in range(fold_count(params))),
+                      key=lambda job: -cost[job[0]])  # stable: a trial's folds stay in order
+        done = run_jobs(trial_fold, [(params, m, values, j) for m, _, values, j in jobs], workers)
+        for m, trial, _ in asked:
+            folds = [out for (jm, jt, _, _), out in zip(jobs, done) if jm == m and jt is trial]
+            studies[m].tell(trial, record(trial, folds))
+    return studies
 
 
 def choose_trial(st: optuna.Study, folds: int) -> tuple[optuna.trial.FrozenTrial, float]:
@@ -222,11 +269,12 @@ def write_best(params: Params, model: str, st: optuna.Study) -> Path:
                       + yaml.safe_dump(body, sort_keys=True))
 
 
-def history_figure(st: optuna.Study, folds: int):
+def history_figure(st: optuna.Study, folds: int, title: str | None = None):
     """Each completed trial's CV weighted F1 in trial order, the running best, the band within
     one corrected SE of the best, and the trial :func:`choose_trial` writes (a star, labelled).
     Drawn here rather than by Optuna so the axis says what the value is: trial values are the
-    mean fold weighted F1 in percent already (``run_fold``), so they are not rescaled."""
+    mean fold weighted F1 in percent already (``run_fold``), so they are not rescaled. ``title``
+    names the model (the study's name carries a hash of its settings, which no reader needs)."""
     import numpy as np
     import seaborn as sns
 
@@ -245,7 +293,7 @@ def history_figure(st: optuna.Study, folds: int):
     ax.scatter([chosen.number], [chosen.value], marker="*", s=180, color=colours[3], edgecolor="black", lw=0.5,
                zorder=4, label=f"chosen: trial {chosen.number}, {chosen.value:.2f} (simplest within one SE)")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set(xlabel="trial", ylabel="CV weighted F1 (%)", title=f"{st.study_name}: {len(done)} completed trials")
+    ax.set(xlabel="trial", ylabel="CV weighted F1 (%)", title=f"{title or st.study_name}: {len(done)} completed trials")
     fig.legend(loc="outside lower center", ncol=2, frameon=False, fontsize="small")
     return fig
 
@@ -255,29 +303,24 @@ def figures(params: Params, model: str, st: optuna.Study) -> dict[str, Path]:
     parallel-coordinate and importance plots are not drawn: on 6-12 trials they show noise."""
     from mmsent.evaluation.plots import save_figure
 
-    fig = history_figure(st, protocol_config(params).folds)
+    fig = history_figure(st, protocol_config(params).folds, title=f"{model}, MVSA-Single")
     return {"history": save_figure(fig, params, f"tuning_{model}_history")}
-
-
-def _tune_and_write(params: Params, model: str) -> None:
-    write_best(params, model, tune_model(params, model))
 
 
 def run(params: Params) -> dict[str, Any]:
     """The stage: every model in ``tuning.models``; writes the best-params files and figures.
 
-    Studies run side by side, one process and one thread each (``train.workers``); each study
-    is sequential, so its trials and best values do not depend on how many ran at once. The
-    slowest model's study starts first (by its last training time), so it does not run alone at the end."""
+    Every trial's fold models are jobs of one pool (:func:`tune_pooled`), one process and one
+    thread each (``train.workers``); which trials run and their scores do not depend on how many
+    ran at once."""
     cfg = tuning_config(params)
     models = list(cfg.get("models", []))
-    dataset = cfg.get("dataset", "single")
-    slowest_first = sorted(models, key=lambda m: -expected_seconds(params, m, dataset))
-    workers = train_workers(params, len(models), (params.extra.get("train") or {}).get("device", "auto"))
-    run_jobs(_tune_and_write, [(params, model) for model in slowest_first], workers)
+    workers = train_workers(params, len(models) * 10, (params.extra.get("train") or {}).get("device", "auto"))
+    studies = tune_pooled(params, models, workers)
     summary = {}
     for model in models:
-        st = study(params, model)
+        st = studies[model]
+        write_best(params, model, st)
         figures(params, model, st)
         chosen, se = choose_trial(st, protocol_config(params).folds)
         summary[model] = {"chosen_cv_weighted_f1": chosen.value, "best_cv_weighted_f1": st.best_value,
