@@ -51,7 +51,7 @@ def test_ship_copies_the_checkpoint_and_writes_the_card(project, monkeypatch):  
     _, payload = load_checkpoint(assets / "default_model.pt")
     assert payload["model_name"] == out["model"] == "attention_fusion" and payload["seed"] == out["seed"]
     card = (assets / "MODEL_CARD.md").read_text()
-    assert "Chosen by cross-validation, never on test" in card and "Intended use and limits" in card
+    assert "Levers chosen by cross-validation, never on test" in card and "Intended use and limits" in card
     # calibrated on out-of-fold predictions, the temperature travels in the checkpoint, ECE in the card
     assert 0.05 <= payload["temperature"] <= 20 and "out-of-fold" in payload["calibration"]
     assert "## Calibration" in card and "% before" in card

@@ -75,12 +75,12 @@ def reliability_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray
     for probs, name, marker in ((before, "before", "o"), (after, "after", "s")):
         table = [b for b in reliability(probs, labels, bins) if b["n"]]
         ece = expected_calibration_error(probs, labels, bins)
-        ax.plot([b["confidence"] for b in table], [b["accuracy"] for b in table], marker=marker, lw=1.2,
-                label=f"{name} scaling (ECE {ece:.1f} %)")
-        ax.scatter([b["confidence"] for b in table], [b["accuracy"] for b in table],
-                   s=[6 + 0.4 * b["n"] for b in table], marker=marker, alpha=0.35)
+        line, = ax.plot([b["confidence"] for b in table], [b["accuracy"] for b in table], lw=1.2,
+                        label=f"{name} scaling (ECE {ece:.1f} %)")
+        ax.scatter([b["confidence"] for b in table], [b["accuracy"] for b in table], color=line.get_color(),
+                   s=[8 + 0.5 * b["n"] for b in table], marker=marker, alpha=0.6, clip_on=False, zorder=3)
     ax.set(xlabel="confidence (probability of the predicted label); marker area: pairs in the bin",
            ylabel="accuracy on test",
-           xlim=(0.3, 1), ylim=(0, 1))
+           xlim=(0.3, 1.02), ylim=(0, 1.04))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=8, ncol=1)
     return fig

@@ -258,8 +258,8 @@ def cv_by_fold(rows: list[dict]):
     means = [r["metrics"]["cv"]["weighted_f1"] for r in rows]
     ax.errorbar([m["mean"] for m in means], range(len(order)), xerr=[m["se"] for m in means], fmt="D",
                 color=sns.color_palette("colorblind")[3], capsize=3, label="mean ± corrected SE")
-    kept = [i for i, r in enumerate(rows) if r["kept"]]
-    ax.set_yticks(range(len(order)), [f"{n}{' (kept)' if i in kept else ''}" for i, n in enumerate(order)])
+    tags = [" (kept)" if r["kept"] else " (reference)" if r.get("reference") else "" for r in rows]
+    ax.set_yticks(range(len(order)), [n + tag for n, tag in zip(order, tags)])
     ax.set(xlabel="held-out weighted F1 (%), each fold model (grey)", ylabel="")
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, borderaxespad=0.2)
     return fig

@@ -45,7 +45,7 @@ def collect(params: Params) -> pd.DataFrame:
                 continue
             m = read_json(path)
             notes = []
-            if "imagenet_pretrained" in m:
+            if "imagenet_pretrained" in m and not spec.caveat:  # a caveat says it in full
                 notes.append("ImageNet weights" if m["imagenet_pretrained"] else "trained from scratch (no ImageNet weights)")
             if spec.caveat:
                 notes.append(spec.caveat)

@@ -84,8 +84,9 @@ def read_chain(params: Params) -> dict[str, Any]:
 def describe_kept(chain: dict[str, Any]) -> str:
     """What ships, in words: the configuration the ablation started from, then each lever it kept."""
     levers = chain.get("levers_kept") or []
-    start = f"“{chain['start']}”" if chain.get("start") else ""
-    return "; ".join([start, *(f"“{lever}”" for lever in levers)]) if levers else f"{start} (no lever passed the keep rule)"
+    start = f"“{chain['start']}”" if chain.get("start") else "its start"
+    return (f"{start}, then the levers kept: " + "; ".join(f"“{lever}”" for lever in levers) if levers
+            else f"{start}; no lever passed the keep rule")
 
 
 MERGED = ("inputs", "options", "train", "train_per_dataset")  # a lever adds to these; it replaces other keys
