@@ -93,7 +93,7 @@ def test_explanations_for_words_and_regions(pipe, sunny_jpeg):
 def test_model_card_ships_beside_the_model_and_matches_it(pipe):
     card = default_model_path().with_name("MODEL_CARD.md").read_text()
     assert f"`{pipe.payload['model_name']}`" in card and f"seed {pipe.payload['seed']}" in card
-    assert re.search(r"mean ± std over \d+ seeds", card) and "Chosen by cross-validation, never on test" in card
+    assert re.search(r"mean ± std over \d+ seeds", card) and "Levers chosen by cross-validation, never on test" in card
     assert default_model_path().stat().st_size < 10 * 1024 * 1024  # small enough to ship in the package
 
 
