@@ -141,14 +141,20 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
     return out
 
 
-def carried(decided: list[dict[str, Any]]) -> tuple[str | None, list[str]]:
-    """What the kept configuration is made of: the last kept row that named a model (the declared
-    start, or a swap kept over it), then every lever kept on top of it."""
+def carried(decided: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the kept configuration is made of, as the chain file holds it: ``start``, the last kept
+    row that named a model (the declared start, or a swap kept over it), and ``levers_kept``, every
+    lever kept on top of it."""
     start, levers = None, []
     for r in decided:
         if r["kept"]:
             start, levers = (start, [*levers, r["lever"]]) if r["built_on"] else (r["lever"], [])
-    return start, levers
+    return {"start": start, "levers_kept": levers}
+
+
+def keep_label(record: dict[str, Any]) -> str:
+    """A row's keep/drop column: a reference row is neither kept nor dropped."""
+    return "reference" if record.get("reference") else "yes" if record["kept"] else "no"
 
 
 def write_chain(params: Params, decided: list[dict[str, Any]]) -> Path:
@@ -163,8 +169,7 @@ def write_chain(params: Params, decided: list[dict[str, Any]]) -> Path:
              "spec": ({k: v for k, v in dataclasses.asdict(r["spec"]).items() if k != "name"}
                       if r["built_on"] and r["spec"] else None),
              **({"skipped": r["skipped"]} if r.get("skipped") else {})} for r in decided]
-    start, levers = carried(decided)
-    body = {"kept": kept_model(params, decided=decided), "rows": rows, "start": start, "levers_kept": levers}
+    body = {"kept": kept_model(params, decided=decided), "rows": rows, **carried(decided)}
     return write_text(chain_path(params), "# written by the ablation stage: forward selection, each lever on the "
                       "configuration kept before it\n" + yaml.safe_dump(body, sort_keys=False, width=120))
 
@@ -190,7 +195,7 @@ def rows(params: Params, dataset: str = "single", decided: list[dict[str, Any]] 
         out.append({"lever": r["lever"], "model": r["model"], "built on": r["built_on"] or "–",
                     "CV wF1 (± SE)": cv_text(m) if "cv" in m else "not cross-validated",
                     "Δ vs kept (± SE)": f"{v.difference:+.2f} ± {v.se:.2f}" if v else "–",
-                    "kept (CV)": "reference" if r.get("reference") else "yes" if r["kept"] else "no",
+                    "kept (CV)": keep_label(r),
                     "test accuracy": fmt(m["accuracy"]),
                     "test weighted F1": fmt(m["weighted_f1"]), "95 % CI wF1": fmt_interval(m, "weighted_f1"),
                     "test macro F1": fmt(m["macro_f1"]),
@@ -241,7 +246,7 @@ def build(params: Params, dataset: str = "single") -> Path:
         "(the thesis's model), so no rerun can change it; a `reference` row is scored against the configuration "
         "kept so far for comparison only and is never kept (its comparison on test is a declared question).", "",
         f"**The configuration kept (shipped): `{best.model}`**: "
-        + describe_kept(dict(zip(("start", "levers_kept"), carried(decided), strict=True)))
+        + describe_kept(carried(decided))
         + f" — {best['test accuracy']} accuracy, {best['test weighted F1']} weighted F1 on test.", "",
         *fold_ensemble_lines(decided),
         *ensemble_lines(params, ensemble_decide(params, best.model, dataset), best.model),

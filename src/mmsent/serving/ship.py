@@ -35,14 +35,14 @@ def shipped_seed(params: Params) -> int:
 
 
 def choose(params: Params, dataset: str = "single") -> tuple[str, int, pd.DataFrame]:
-    from mmsent.evaluation.ablation import decide, kept_model
+    from mmsent.evaluation.ablation import decide, keep_label, kept_model
 
     decided = decide(params, dataset)
     rows = [{"lever": r["lever"], "model": r["model"], "built on": r["built_on"] or "–",
              "CV weighted F1": f"{r['metrics']['cv']['weighted_f1']['mean']:.2f}",
              "corrected SE": f"{r['metrics']['cv']['weighted_f1']['se']:.2f}",
              "Δ vs kept": f"{r['verdict'].difference:+.2f}" if r["verdict"] else "– (the start)",
-             "kept": "reference" if r.get("reference") else "yes" if r["kept"] else "no"}
+             "kept": keep_label(r)}
             for r in decided if r["metrics"] and "cv" in r["metrics"]]
     return kept_model(params, dataset, decided), shipped_seed(params), pd.DataFrame(rows)
 

@@ -224,8 +224,8 @@ def tune_pooled(params: Params, models: list[str], workers: int) -> dict[str, op
     for first in (True, False):
         asked = []
         for m, st in studies.items():
-            _, remaining = remaining_trials(params, m, st)
-            if first and len(st.get_trials(deepcopy=False, states=FINISHED)):
+            total, remaining = remaining_trials(params, m, st)
+            if first and remaining < total:
                 continue  # resumed: its search space is known already
             for _ in range(min(remaining, 1) if first else remaining):
                 with warnings.catch_warnings():  # Optuna's heartbeats serve optimize()'s own workers only
@@ -315,7 +315,8 @@ def run(params: Params) -> dict[str, Any]:
     ran at once."""
     cfg = tuning_config(params)
     models = list(cfg.get("models", []))
-    workers = train_workers(params, len(models) * 10, (params.extra.get("train") or {}).get("device", "auto"))
+    workers = train_workers(params, len(models) * fold_count(params),  # the first round's jobs
+                            (params.extra.get("train") or {}).get("device", "auto"))
     studies = tune_pooled(params, models, workers)
     summary = {}
     for model in models:
