@@ -86,7 +86,8 @@ def test_choosing_an_ensemble_never_reads_test(project, monkeypatch):  # noqa: F
 def test_ship_writes_the_ensemble_when_it_beats_the_single_configuration(project, monkeypatch):  # noqa: F811
     _trained(project)
     project.extra["ablation"] = {"rows": [{"lever": "attention", "model": "attention_fusion"}]}
-    project.extra["ensemble"] = {"candidates": [{"name": "the bag", "members": ["kept", "concat_fusion"], "bag": True}]}
+    project.extra["ensemble"] = {"ship": True,
+                                 "candidates": [{"name": "the bag", "members": ["kept", "concat_fusion"], "bag": True}]}
     single = ensemble.fold_scores(project, ["attention_fusion"], False)
     real = ensemble.fold_scores
     # a candidate that wins on every fold by 5 points, whatever the tiny data say
@@ -117,3 +118,27 @@ def test_an_ensemble_forward_masks_like_its_members():
     first = torch.softmax(model.members[0]({**batch, "image": batch["image"][:, :2]})["logits"], -1)
     second = torch.softmax(model.members[1]({**batch, "image": batch["image"][:, -2:]})["logits"], -1)
     torch.testing.assert_close(torch.softmax(out, -1), (first + second) / 2)
+
+
+def test_declared_not_to_ship_an_ensemble_is_reported_and_never_chosen(project, monkeypatch):  # noqa: F811
+    """``ensemble.ship: false`` (the default): a candidate that wins every fold is scored and reported
+    beside the single configuration, but nothing is kept, the single configuration ships, and the
+    reproducibility check counts no ensemble decision among its choices."""
+    from mmsent.workflow import reproduce
+
+    _trained(project)
+    project.extra["ablation"] = {"rows": [{"lever": "attention", "model": "attention_fusion"}]}
+    project.extra["ensemble"] = {"candidates": [{"name": "the bag", "members": ["kept", "concat_fusion"], "bag": True}]}
+    single = ensemble.fold_scores(project, ["attention_fusion"], False)
+    real = ensemble.fold_scores
+    monkeypatch.setattr(ensemble, "fold_scores", lambda p, members, bag, dataset="single":
+                        real(p, members, bag, dataset) if members == ["attention_fusion"] else single + 5)
+    decided = ensemble.decide(project, "attention_fusion")
+    assert decided[0]["verdict"].better and not decided[0]["kept"] and ensemble.shipped(decided) is None
+    text = "\n".join(ensemble.lines(project, decided, "attention_fusion"))
+    assert "Reported, not chosen" in text and "kept (CV)" not in text and "+5.00 ± 0.00" in text
+    assert reproduce.choices(project)["ensembles"] == {}
+    assert ship.run(project)["ensemble"] is None
+    assert load_checkpoint(project.path(ship.ASSETS) / "default_model.pt")[1]["family"] == "attention_fusion"
+    project.extra["ensemble"]["ship"] = True  # the same scores, allowed to ship: the rule chooses
+    assert reproduce.choices(project)["ensembles"] == {"the bag": True}

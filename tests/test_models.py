@@ -140,6 +140,8 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, family):
     with torch.no_grad():
         assert torch.equal(model(batch)["logits"], loaded(batch)["logits"])
     assert [p.name for p in (tmp_path / "m").iterdir()] == ["seed0.pt"]
+    again = save_checkpoint(tmp_path / "other" / "seed1.pt", model, family, encoders={"text": "minilm"})
+    assert again.read_bytes() == path.read_bytes()  # the same weights, the same bytes, wherever saved
 
 
 def test_bad_checkpoints_are_clear_errors(tmp_path):

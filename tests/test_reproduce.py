@@ -132,6 +132,9 @@ def test_perturbed_check_reruns_after_the_features_and_detects_a_flipped_choice(
     other = load_params(tmp_path / "perturbed/params.yaml")
     assert other.extra["perturb"]["scale"] == 1e-5
     assert (tmp_path / "perturbed/data/features").is_symlink()  # the project's caches, read perturbed
+    again = reproduce.compare_perturbed(root, tmp_path / "perturbed")  # --compare-only: nothing re-run
+    assert {k: again[k] for k in ("rows", "outside", "choices_changed")} == \
+        {k: out[k] for k in ("rows", "outside", "choices_changed")}
     # flip a choice on purpose: the second lever wins every fold by 5 points in the other run
     ref = reproduce.choices(project)
     path = other.path("metrics/fusion_b_single.json")
@@ -141,6 +144,30 @@ def test_perturbed_check_reruns_after_the_features_and_detects_a_flipped_choice(
     path.write_text(json.dumps(m))
     flipped = reproduce.changed_choices(ref, reproduce.choices(other))
     assert any("fusion_b" in f for f in flipped) and any("shipped model" in f for f in flipped)
+
+
+def test_a_perturbed_run_is_compared_only_under_the_same_settings(tmp_path):
+    """Comparing a run made under other settings would call their effect noise: refused, naming them."""
+    import yaml
+
+    from mmsent.workflow import reproduce
+
+    mine = {"data": {"root": "../mvsa"}, "ensemble": {"ship": False}, "tuning": {"n_trials": 12}}
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project/params.yaml").write_text(yaml.safe_dump(mine))
+    theirs = {**mine, "data": {"root": str(tmp_path / "mvsa")}, "perturb": {"scale": 1e-5, "seed": 1}}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/params.yaml").write_text(yaml.safe_dump(theirs))
+    assert reproduce.settings_differ(tmp_path / "project/params.yaml", tmp_path / "run/params.yaml") == []
+    theirs["tuning"] = {"n_trials": 6}
+    (tmp_path / "run/params.yaml").write_text(yaml.safe_dump(theirs))
+    assert reproduce.settings_differ(tmp_path / "project/params.yaml", tmp_path / "run/params.yaml") == \
+        ["tuning.n_trials: 12 vs 6"]
+    with pytest.raises(ValueError, match="other settings.*tuning.n_trials"):
+        reproduce.compare_perturbed(tmp_path / "project", tmp_path / "run")
+    (tmp_path / "run/params.yaml").write_text(yaml.safe_dump(mine))
+    with pytest.raises(ValueError, match="not a perturbed run"):
+        reproduce.compare_perturbed(tmp_path / "project", tmp_path / "run")
 
 
 def test_rerun_interval_and_row_moves(tmp_path):

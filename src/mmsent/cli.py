@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from mmsent.config import load_params
+from mmsent.config import find_params_file, load_params
 
 app = typer.Typer(help="Multimodal tweet sentiment on MVSA.", no_args_is_help=True,
                   add_completion=False)
@@ -312,13 +312,18 @@ def check_reproducible(out: Path = typer.Option(Path("runs/repro"), help="the tw
                        perturb: float = typer.Option(0.0, min=0.0, help="simulate another machine: features times "
                                                      "(1 + PERTURB · noise), every later stage re-run into OUT and "
                                                      "compared with the project's outputs (reports/reproducibility.md)"),
-                       noise_seed: int = typer.Option(1, help="the perturbation's noise seed")) -> None:
+                       noise_seed: int = typer.Option(1, help="the perturbation's noise seed"),
+                       compare_only: bool = typer.Option(False, "--compare-only", help="with --perturb: compare the "
+                                                         "perturbed run already in OUT again, re-running nothing")) -> None:
     """Run the whole pipeline twice from clean and compare every metric file; exit 1 on any difference.
     With --perturb: another machine simulated; exit 1 if any choice changed or a row left its interval."""
     from mmsent.workflow import reproduce
 
+    if compare_only and not perturb:
+        raise typer.BadParameter("--compare-only compares a perturbed run: give --perturb too")
     if perturb:
-        summary = reproduce.check_perturbed(out, perturb, noise_seed, echo=typer.echo)
+        summary = (reproduce.compare_perturbed(find_params_file().parent, out) if compare_only else
+                   reproduce.check_perturbed(out, perturb, noise_seed, echo=typer.echo))
         typer.echo(json.dumps(summary, indent=2))
         raise typer.Exit(0 if not summary["choices_changed"] and summary["outside"] <= summary["rows"] // 20 else 1)
     summary = reproduce.check(out, profile, set_, only or None, tol=tol, echo=typer.echo)

@@ -75,8 +75,8 @@ def reliability_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray
     for probs, name, marker in ((before, "before", "o"), (after, "after", "s")):
         table = [b for b in reliability(probs, labels, bins) if b["n"]]
         ece = expected_calibration_error(probs, labels, bins)
-        line, = ax.plot([b["confidence"] for b in table], [b["accuracy"] for b in table], lw=1.2,
-                        label=f"{name} scaling (ECE {ece:.1f} %)")
+        line, = ax.plot([b["confidence"] for b in table], [b["accuracy"] for b in table], lw=1.2, marker=marker,
+                        markersize=4, label=f"{name} scaling (ECE {ece:.1f} %)")  # the marker tells the legend
         ax.scatter([b["confidence"] for b in table], [b["accuracy"] for b in table], color=line.get_color(),
                    s=[8 + 0.5 * b["n"] for b in table], marker=marker, alpha=0.6, clip_on=False, zorder=3)
     ax.set(xlabel="confidence (probability of the predicted label); marker area: pairs in the bin",

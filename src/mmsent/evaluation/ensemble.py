@@ -13,8 +13,13 @@ Every cross-validated model leaves its fold models' out-of-fold probabilities
 Fold scores are read on repeat 0's folds: the single configuration's is its repeat-0 fold
 model's held-out weighted F1 (the ``cv.per_fold`` figure), an ensemble's is its averaged
 probabilities on the same pairs. ``ensemble.candidates`` are walked in order from the single
-configuration the ablation keeps; each is kept only when it beats the incumbent by more than
-the corrected SE of the paired fold differences (:func:`mmsent.training.protocol.beats`), as in the ablation.
+configuration the ablation keeps, each scored against the incumbent with the ablation's rule
+(:func:`mmsent.training.protocol.beats`: more than the corrected SE of the paired fold differences).
+
+Whether that rule may replace the single configuration by an ensemble is declared in
+``ensemble.ship``. The default is no: the ensembles are reported, never chosen. Their CV gains sat
+near one corrected SE, where a keep rule follows the rerun noise rather than the ensemble (a
+simulated other machine kept what this one dropped); a declared choice cannot flip.
 """
 
 from __future__ import annotations
@@ -81,8 +86,14 @@ def pool_gold(params: Params, dataset: str, ids: np.ndarray) -> np.ndarray:
     return frame.loc[list(ids), "label_id"].astype(int).to_numpy()
 
 
+def may_ship(params: Params) -> bool:
+    """``ensemble.ship``: whether the keep rule may replace the single configuration by an ensemble."""
+    return bool((params.extra.get("ensemble") or {}).get("ship", False))
+
+
 def decide(params: Params, kept: str, dataset: str = "single") -> list[dict[str, Any]]:
-    """Walk the candidates from the single kept configuration; one record each (scores, verdict, kept)."""
+    """Walk the candidates from the single kept configuration; one record each (scores, verdict, kept).
+    Without ``ensemble.ship`` each is scored against the single configuration and none is kept."""
     folds = protocol_config(params).folds
     incumbent = {"name": kept, "members": [kept], "bag": False}
     incumbent["scores"] = fold_scores(params, [kept], False, dataset)
@@ -90,7 +101,7 @@ def decide(params: Params, kept: str, dataset: str = "single") -> list[dict[str,
     for c in candidates(params, kept):
         c["scores"] = fold_scores(params, c["members"], c["bag"], dataset)
         c["verdict"] = beats(c["scores"], incumbent["scores"], folds)
-        c["kept"] = c["verdict"].better
+        c["kept"] = c["verdict"].better and may_ship(params)
         if c["kept"]:
             incumbent = c
         c["incumbent"] = incumbent["name"]
@@ -134,24 +145,35 @@ def lines(params: Params, decided: list[dict[str, Any]], single: str) -> list[st
     cfg = protocol_config(params)
     refit = read_json(params.path(METRICS_DIR) / f"{single}_single.json")
     base = np.array(refit["cv"]["per_fold"]["weighted_f1"][: cfg.folds])  # its repeat-0 fold models
+    choosing = may_ship(params)
+    versus = "Δ vs kept (± SE)" if choosing else "Δ vs the single configuration (± SE)"
     table = [{"ensemble": "the single configuration (CV: its fold models; test: its refits, mean of seeds)",
-              "members": single, "CV wF1, repeat-0 folds": f"{base.mean():.2f}", "Δ vs kept (± SE)": "–",
-              "kept (CV)": "yes",
+              "members": single, "CV wF1, repeat-0 folds": f"{base.mean():.2f}", versus: "–",
+              **({"kept (CV)": "yes"} if choosing else {}),
               "test acc / wF1": f"{refit['accuracy']['mean']:.2f} / {refit['weighted_f1']['mean']:.2f}"}]
     for c in decided:
         t = test_metrics(params, c["members"], c["bag"], cfg.final_seeds)
         table.append({"ensemble": c["name"], "members": ", ".join(c["members"]) + (" (fold models)" if c["bag"] else ""),
                       "CV wF1, repeat-0 folds": f"{c['scores'].mean():.2f}",
-                      "Δ vs kept (± SE)": f"{c['verdict'].difference:+.2f} ± {c['verdict'].se:.2f}",
-                      "kept (CV)": "yes" if c["kept"] else "no",
+                      versus: f"{c['verdict'].difference:+.2f} ± {c['verdict'].se:.2f}",
+                      **({"kept (CV)": "yes" if c["kept"] else "no"} if choosing else {}),
                       "test acc / wF1": f"{t['accuracy']['mean']:.2f} / {t['weighted_f1']['mean']:.2f}"})
     chosen = shipped(decided)
-    verdict = (f"`{chosen['name']}` is kept and ships as one checkpoint (`mmsent.models.ensemble`)." if chosen else
-               f"No ensemble beats the single configuration by more than its noise: `{single}` ships alone.")
-    return ["## Ensembles, chosen by cross-validation (mmsent.evaluation.ensemble)", "",
+    if not choosing:
+        verdict = (f"Reported, not chosen: `ensemble.ship` is false (declared in params.yaml), so `{single}` ships "
+                   "alone whatever these differences are. An ensemble's gain near one corrected SE is where a keep "
+                   "rule follows rerun noise (docs/levers.md); set `ensemble.ship: true` to let the rule "
+                   "choose.")
+    elif chosen:
+        verdict = f"`{chosen['name']}` is kept and ships as one checkpoint (`mmsent.models.ensemble`)."
+    else:
+        verdict = f"No ensemble beats the single configuration by more than its noise: `{single}` ships alone."
+    title = "chosen by cross-validation" if choosing else "scored by cross-validation, not shipped"
+    return [f"## Ensembles, {title} (mmsent.evaluation.ensemble)", "",
             "Scored on the fold models' out-of-fold probabilities, on repeat 0's folds; a bag's score averages a "
-            "pair's repeats (2 fold models that never saw it), the shipped bag averages all its fold models. Test "
-            "figures are read after the choice.", "", pd.DataFrame(table).to_markdown(index=False), "", verdict, ""]
+            "pair's repeats (2 fold models that never saw it), a bag's test figure averages all its fold models. "
+            "Test figures are read after the CV scores.", "", pd.DataFrame(table).to_markdown(index=False), "",
+            verdict, ""]
 
 
 # --------------------------------------------------------------------------- one checkpoint

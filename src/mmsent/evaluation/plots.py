@@ -7,6 +7,7 @@ legends outside the axes, so the PNG is shown at 1:1 and no legend covers data o
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -31,6 +32,7 @@ PALETTE = dict(zip(LABELS, sns.color_palette("colorblind", len(LABELS))))
 # spread over seeds (or fold models) is their standard deviation: a bootstrap over 5-10 seeds is
 # unstable, and "95 % interval" is kept for the bootstrap over test pairs reported elsewhere
 ERRORBAR = "sd"
+RUN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 MAX_COLUMNS = 5  # confusion panels per row: more and a 3x3 matrix's numbers no longer fit
 sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 
@@ -106,19 +108,26 @@ def learning_curves(params: Params, runs: list[tuple[str, str]]):
     losses = hist.melt(id_vars=["run", "epoch", "unit"], value_vars=["train_loss", "dev_loss"], var_name="loss")
     order = list(dict.fromkeys(hist["run"]))
     colours = dict(zip(order, sns.color_palette("colorblind", len(order))))
+    # a shape per run as well as a colour: the palette's orange and vermillion are close
+    markers = dict(zip(order, itertools.cycle(RUN_MARKERS)))
     fig, (left, right) = figure(height=2.6 + 0.22 * len(order), ncols=2)
     # markers: a model that trains one epoch (DenseNet-121 on CPU) is a point, not an invisible line
-    sns.lineplot(hist, x="epoch", y="dev_wf1", hue="run", hue_order=order, palette=colours,
-                 errorbar=ERRORBAR, legend=False, ax=left, marker="o", markersize=4)
-    sns.lineplot(losses, x="epoch", y="value", hue="run", hue_order=order, palette=colours, style="loss",
-                 style_order=["train_loss", "dev_loss"], errorbar=None, legend=False, ax=right, marker="o",
-                 markersize=4)
+    sns.lineplot(hist, x="epoch", y="dev_wf1", hue="run", hue_order=order, palette=colours, style="run",
+                 style_order=order, markers=markers, dashes=False, errorbar=ERRORBAR, legend=False, ax=left,
+                 markersize=5)
+    # the early-stopping split's loss larger and hollow, so a one-epoch model's two losses stay two points
+    for run, part in losses.groupby("run", sort=False):
+        for loss, ls, face, size in (("dev_loss", "--", "white", 7), ("train_loss", "-", colours[run], 4)):
+            mean = part[part["loss"] == loss].groupby("epoch")["value"].mean()
+            right.plot(mean.index, mean.to_numpy(), ls=ls, color=colours[run], marker=markers[run],
+                       markersize=size, markerfacecolor=face)
     left.set(ylabel="weighted F1 (%)", title="early-stopping split")
-    right.set(ylabel="loss", title="train and early-stopping split")
+    right.set(xlabel="epoch", ylabel="loss", title="train and early-stopping split")
     for ax in (left, right):
         ax.xaxis.get_major_locator().set_params(integer=True)
-    handles = [Line2D([], [], color=colours[r], lw=2, marker="o", markersize=4) for r in order]
-    handles += [Line2D([], [], color="0.3", ls=ls) for ls in ("-", "--")]
+    handles = [Line2D([], [], color=colours[r], lw=2, marker=markers[r], markersize=5) for r in order]
+    handles += [Line2D([], [], color="0.3", ls=ls, marker="o", markersize=size, markerfacecolor=face)
+                for ls, face, size in (("-", "0.3", 4), ("--", "white", 7))]
     labels = order + ["train loss", "early-stopping split loss"]
     fig.legend(handles, labels, loc="outside lower center", ncol=1 if len(order) > 2 else 2, frameon=False,
                title="mean over runs, band ± std; epochs every run reached", title_fontsize="small")

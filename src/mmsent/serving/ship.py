@@ -4,8 +4,9 @@ The model is the configuration the ablation ends with (:func:`mmsent.evaluation.
 lever kept only when it beats the configuration before it by more than the corrected standard
 error of their cross-validated fold differences); test is never read for it. Its first seed's
 final model (trained on train + dev for the cross-validated epoch count) ships: no seed is picked
-by a score, which would be selection on noise. When an ensemble of ``ensemble.candidates`` beats
-it under the same rule (:mod:`mmsent.evaluation.ensemble`), that ensemble ships instead, as one checkpoint.
+by a score, which would be selection on noise. Where ``ensemble.ship`` allows it (by default it does
+not) and an ensemble of ``ensemble.candidates`` beats it under the same rule
+(:mod:`mmsent.evaluation.ensemble`), that ensemble ships instead, as one checkpoint.
 The test figures (mean ± std over seeds, the bootstrap interval, and the shipped model's own) go
 into the card.
 """

@@ -333,8 +333,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, family: str, **meta: Any
         "config": dataclasses.asdict(model.config), "id2label": dict(ID2LABEL),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta,
     }
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
+    # through a file object: torch names a path's zip records after the (random) temp file's name,
+    # so the same weights would give other bytes on every save
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
     return Path(path)
 
 

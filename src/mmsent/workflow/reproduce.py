@@ -206,7 +206,7 @@ def choices(params) -> dict[str, Any]:
     import yaml
 
     from mmsent.evaluation.ablation import decide, kept_model
-    from mmsent.evaluation.ensemble import decide as ensemble_decide
+    from mmsent.evaluation.ensemble import decide as ensemble_decide, may_ship
 
     tuned = {}
     for path in sorted(params.path("params").glob("best_*.yaml")):
@@ -215,7 +215,8 @@ def choices(params) -> dict[str, Any]:
                                                   "train": best.get("train")}
     decided = decide(params)
     shipped = kept_model(params, decided=decided)
-    ensembles = {c["name"]: c["kept"] for c in ensemble_decide(params, shipped)}
+    # declared not to ship (ensemble.ship: false), an ensemble's verdict chooses nothing
+    ensembles = {c["name"]: c["kept"] for c in ensemble_decide(params, shipped)} if may_ship(params) else {}
     return {"tuned": tuned, "kept": {r["model"]: r["kept"] for r in decided}, "ensembles": ensembles,
             "shipped": shipped}
 
@@ -234,15 +235,50 @@ def changed_choices(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 def check_perturbed(out_dir: Path, scale: float = 1e-5, seed: int = 1, report: Path | None = None,
                     echo: Callable[[str], None] = print, steps: list[str] | None = None,
                     project: Path | None = None) -> dict[str, Any]:
-    """Run :func:`perturbed_run` and compare it with the project's own outputs: each row's move
-    against its stated rerun interval, and whether any choice changed. Writes ``report``
-    (default: the project's ``reports/reproducibility.md``)."""
-    from mmsent.config import find_params_file, load_params
+    """Run :func:`perturbed_run` and compare it with the project's own outputs (:func:`compare_perturbed`)."""
+    from mmsent.config import find_params_file
 
     project = Path(project or find_params_file().parent).resolve()
     other = perturbed_run(out_dir, scale, seed, echo=echo, steps=steps, project=project)
+    return compare_perturbed(project, other, report)
+
+
+def settings_differ(mine: Path, theirs: Path) -> list[str]:
+    """Where two params files differ, leaving out the perturbation and the data root's spelling."""
+    import yaml
+
+    loaded = []
+    for path in (mine, theirs):
+        params = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        params.pop("perturb", None)
+        root = Path((params.get("data") or {}).get("root", "."))
+        if "data" in params:
+            params["data"]["root"] = str((Path(path).parent / root).resolve())
+        loaded.append(params)
+    found: list[tuple[str, Any, Any]] = []
+    _walk(*loaded, "", found, 0.0)
+    return [f"{where.lstrip('.')}: {a!r} vs {b!r}" for where, a, b in found]
+
+
+def compare_perturbed(project: Path, other: Path, report: Path | None = None) -> dict[str, Any]:
+    """Compare a perturbed run with the project's outputs: each row's move against its stated rerun
+    interval, and whether any choice changed. Writes ``report`` (default: the project's
+    ``reports/reproducibility.md``). Run alone (``--compare-only``) when only how the outputs are
+    read changed: a report section, what counts as a choice."""
+    from mmsent.config import load_params
+
+    project, other = Path(project).resolve(), Path(other).resolve()
+    theirs = load_params(other / "params.yaml")
+    perturb = theirs.extra.get("perturb") or {}
+    if "scale" not in perturb:
+        raise ValueError(f"{other} is not a perturbed run (its params.yaml has no perturb.scale)")
+    scale, seed = float(perturb["scale"]), int(perturb.get("seed", 1))
+    differ = settings_differ(project / "params.yaml", other / "params.yaml")
+    if differ:
+        raise ValueError(f"{other} ran with other settings than {project} ({'; '.join(differ[:5])}): rerun the "
+                         "perturbed run, or copy a setting that changes no trained output into its params.yaml")
     moves = row_moves(project, other)
-    flips = changed_choices(choices(load_params(project / "params.yaml")), choices(load_params(other / "params.yaml")))
+    flips = changed_choices(choices(load_params(project / "params.yaml")), choices(theirs))
     outside = int((~moves["within"]).sum()) if len(moves) else 0
     largest = float(moves[["acc moved", "wF1 moved"]].abs().max().max()) if len(moves) else 0.0
     lines = ["# Reproducibility: another machine, simulated", "",
@@ -254,7 +290,8 @@ def check_perturbed(out_dir: Path, scale: float = 1e-5, seed: int = 1, report: P
              "A row's stated rerun interval is the 95 % half-width of the difference of two seed means, "
              "1.96 · √(2/seeds) · its seed std (the larger of the two runs').", "",
              f"**Choices: {'none changed' if not flips else f'{len(flips)} changed'}** (tuned values, every keep/drop "
-             "decision of the ablation, every ensemble decision, the shipped configuration).", "",
+             "decision of the ablation, every ensemble decision where `ensemble.ship` lets one ship, the shipped "
+             "configuration).", "",
              *[f"- {f}" for f in flips], *([""] if flips else []),
              f"**Rows: {len(moves) - outside} of {len(moves)} within their stated interval; largest move "
              f"{largest:.2f} points.**", "",
