@@ -65,6 +65,11 @@ def ece_of(confidence: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
     return 100 * sum(b["n"] * abs(b["confidence"] - b["accuracy"]) for b in table if b["n"]) / max(n, 1)
 
 
+def area(n: int) -> float:
+    """A bin's marker area (points²) for its pair count."""
+    return 8 + 0.5 * n
+
+
 def reliability_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray, bins: int = 10):
     """Accuracy against confidence per bin, before and after scaling, with the diagonal of a
     perfectly calibrated model; marker area follows each bin's pair count."""
@@ -78,9 +83,10 @@ def reliability_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray
         line, = ax.plot([b["confidence"] for b in table], [b["accuracy"] for b in table], lw=1.2, marker=marker,
                         markersize=4, label=f"{name} scaling (ECE {ece:.1f} %)")  # the marker tells the legend
         ax.scatter([b["confidence"] for b in table], [b["accuracy"] for b in table], color=line.get_color(),
-                   s=[8 + 0.5 * b["n"] for b in table], marker=marker, alpha=0.6, clip_on=False, zorder=3)
-    ax.set(xlabel="confidence (probability of the predicted label); marker area: pairs in the bin",
-           ylabel="accuracy on test",
+                   s=[area(b["n"]) for b in table], marker=marker, alpha=0.6, clip_on=False, zorder=3)
+    for n in (20, 100):  # a key for the marker area
+        ax.scatter([], [], s=area(n), color="0.6", alpha=0.6, label=f"{n} pairs in the bin")
+    ax.set(xlabel="confidence (probability of the predicted label)", ylabel="accuracy on test",
            xlim=(0.3, 1.02), ylim=(0, 1.04))
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=8, ncol=1)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=8, ncol=2)
     return fig

@@ -160,10 +160,10 @@ def lines(params: Params, decided: list[dict[str, Any]], single: str) -> list[st
                       "test acc / wF1": f"{t['accuracy']['mean']:.2f} / {t['weighted_f1']['mean']:.2f}"})
     chosen = shipped(decided)
     if not choosing:
-        verdict = (f"Reported, not chosen: `ensemble.ship` is false (declared in params.yaml), so `{single}` ships "
-                   "alone whatever these differences are. An ensemble's gain near one corrected SE is where a keep "
-                   "rule follows rerun noise (docs/levers.md); set `ensemble.ship: true` to let the rule "
-                   "choose.")
+        verdict = (f"Reported, not chosen: `ensemble.ship` is false in params.yaml, so `{single}` ships alone "
+                   "whatever these differences are. It was declared after the perturbation check found the keep "
+                   "rule following rerun noise on these ensembles (docs/levers.md, reports/reproducibility.md); set "
+                   "`ensemble.ship: true` to let the rule choose.")
     elif chosen:
         verdict = f"`{chosen['name']}` is kept and ships as one checkpoint (`mmsent.models.ensemble`)."
     else:

@@ -115,22 +115,27 @@ def learning_curves(params: Params, runs: list[tuple[str, str]]):
     sns.lineplot(hist, x="epoch", y="dev_wf1", hue="run", hue_order=order, palette=colours, style="run",
                  style_order=order, markers=markers, dashes=False, errorbar=ERRORBAR, legend=False, ax=left,
                  markersize=5)
-    # the early-stopping split's loss larger and hollow, so a one-epoch model's two losses stay two points
+    single = [r for r in order if hist.loc[hist["run"] == r, "epoch"].nunique() == 1]
+    for run in single:  # a band has no width at one epoch: its ± std as an error bar
+        scores = hist.loc[hist["run"] == run, "dev_wf1"]
+        left.errorbar(hist.loc[hist["run"] == run, "epoch"].iloc[0], scores.mean(), yerr=scores.std(),
+                      color=colours[run], capsize=3, lw=1)
+    # the early-stopping split's loss hollow; a one-epoch model's two losses side by side, not on top
     for run, part in losses.groupby("run", sort=False):
-        for loss, ls, face, size in (("dev_loss", "--", "white", 7), ("train_loss", "-", colours[run], 4)):
+        for loss, ls, face, shift in (("train_loss", "-", colours[run], -0.1), ("dev_loss", "--", "white", 0.1)):
             mean = part[part["loss"] == loss].groupby("epoch")["value"].mean()
-            right.plot(mean.index, mean.to_numpy(), ls=ls, color=colours[run], marker=markers[run],
-                       markersize=size, markerfacecolor=face)
+            right.plot(mean.index + (shift if run in single else 0), mean.to_numpy(), ls=ls, color=colours[run],
+                       marker=markers[run], markersize=5, markerfacecolor=face)
     left.set(ylabel="weighted F1 (%)", title="early-stopping split")
     right.set(xlabel="epoch", ylabel="loss", title="train and early-stopping split")
     for ax in (left, right):
         ax.xaxis.get_major_locator().set_params(integer=True)
     handles = [Line2D([], [], color=colours[r], lw=2, marker=markers[r], markersize=5) for r in order]
-    handles += [Line2D([], [], color="0.3", ls=ls, marker="o", markersize=size, markerfacecolor=face)
-                for ls, face, size in (("-", "0.3", 4), ("--", "white", 7))]
+    handles += [Line2D([], [], color="0.3", ls=ls, marker="o", markersize=5, markerfacecolor=face)
+                for ls, face in (("-", "0.3"), ("--", "white"))]
     labels = order + ["train loss", "early-stopping split loss"]
     fig.legend(handles, labels, loc="outside lower center", ncol=1 if len(order) > 2 else 2, frameon=False,
-               title="mean over runs, band ± std; epochs every run reached", title_fontsize="small")
+               title="mean over runs, band (or bar) ± std; epochs every run reached", title_fontsize="small")
     return fig
 
 

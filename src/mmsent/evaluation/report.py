@@ -204,7 +204,9 @@ def build(params: Params) -> Path:
         f"choice (tuning, epochs, levers{', ensembles' if may_ship(params) else ''}) was made by cross-validation "
         "over train + dev, never on test; the ablation's start, the thesis's attention fusion, was declared before "
         "any score was read." + ("" if may_ship(params) else " Ensembles are scored and reported in ablation.md, "
-                                "never chosen: `ensemble.ship` is false, so one configuration ships."), "",
+                                "never chosen: `ensemble.ship` is false, so one configuration ships (declared after "
+                                "the perturbation check found the keep rule following rerun noise on them; "
+                                "docs/levers.md)."), "",
         "Terms: " + " ".join(f"**{term}**: {meaning}" for term, meaning in TERMS), "",
         "## 1. Questions and answers", "",
         f"Declared in `params.yaml` (`report.questions`) before the tests ran, and answered on every protocol "

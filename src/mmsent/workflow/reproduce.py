@@ -221,6 +221,29 @@ def choices(params) -> dict[str, Any]:
             "shipped": shipped}
 
 
+def ensemble_readings(mine, theirs) -> list[str]:
+    """Where ``ensemble.ship`` is false, how the keep rule read each ensemble in both runs: shown,
+    not counted among the choices (none of them can ship)."""
+    from mmsent.evaluation.ablation import kept_model
+    from mmsent.evaluation.ensemble import decide, may_ship
+
+    if may_ship(mine):
+        return []
+
+    def read(params):
+        return {c["name"]: c for c in decide(params, kept_model(params))}
+
+    def said(c):
+        return f"{'passes' if c['verdict'].better else 'fails'} ({c['verdict'].difference:+.2f} ± {c['verdict'].se:.2f})"
+
+    a, b = read(mine), read(theirs)
+    return ["Not choices here (`ensemble.ship` is false: no ensemble ships), shown for the record: how the keep "
+            "rule reads each ensemble against the single configuration (Δ CV wF1 ± corrected SE), in this run and "
+            "in the perturbed one.", "",
+            *[f"- {name}: {said(a[name])} here, {said(b[name]) if name in b else 'absent'} perturbed" for name in a],
+            ""]
+
+
 def changed_choices(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     out = [f"tuning of {m}: trial {a['tuned'][m]['trial']} -> {b['tuned'].get(m, {}).get('trial')}"
            for m in a["tuned"] if a["tuned"][m] != b["tuned"].get(m)]
@@ -277,13 +300,14 @@ def compare_perturbed(project: Path, other: Path, report: Path | None = None) ->
     if differ:
         raise ValueError(f"{other} ran with other settings than {project} ({'; '.join(differ[:5])}): rerun the "
                          "perturbed run, or copy a setting that changes no trained output into its params.yaml")
+    mine = load_params(project / "params.yaml")
     moves = row_moves(project, other)
-    flips = changed_choices(choices(load_params(project / "params.yaml")), choices(theirs))
+    flips = changed_choices(choices(mine), choices(theirs))
     outside = int((~moves["within"]).sum()) if len(moves) else 0
     largest = float(moves[["acc moved", "wF1 moved"]].abs().max().max()) if len(moves) else 0.0
     lines = ["# Reproducibility: another machine, simulated", "",
              "Written by `mmsent check-reproducible --perturb` (not a DVC stage: it re-runs every stage after the "
-             f"features, ~20 min on 2 cores). Every cached feature was multiplied by (1 + {scale:g} · N(0, 1)) (noise "
+             f"features, ~15 min on 2 cores). Every cached feature was multiplied by (1 + {scale:g} · N(0, 1)) (noise "
              f"seed {seed}): what another CPU's float kernels do to the features. Then tuning, every head and fusion "
              "model, the ablation and the other protocols ran again from clean, and each row is compared with the "
              "committed one. The BiLSTM, DenseNet-121 and the baselines read no cached feature and are not re-run. "
@@ -293,6 +317,7 @@ def compare_perturbed(project: Path, other: Path, report: Path | None = None) ->
              "decision of the ablation, every ensemble decision where `ensemble.ship` lets one ship, the shipped "
              "configuration).", "",
              *[f"- {f}" for f in flips], *([""] if flips else []),
+             *ensemble_readings(mine, theirs),
              f"**Rows: {len(moves) - outside} of {len(moves)} within their stated interval; largest move "
              f"{largest:.2f} points.**", "",
              moves.to_markdown(index=False, floatfmt=".2f") if len(moves) else "(no rows)", ""]
