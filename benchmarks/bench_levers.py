@@ -15,11 +15,9 @@ import pandas as pd
 
 from mmsent.config import load_params
 from mmsent.evaluation.ablation import cpu_seconds_per_seed, decide, kept_model
-from mmsent.features.cache import cache_name
+from mmsent.features.cache import cache_name, read_features_summary
 from mmsent.features.encoders import computed_by
-from mmsent.io import read_json
 from mmsent.models.fusion import SOURCES
-from mmsent.paths import FEATURES_DIR
 from mmsent.training.protocol import protocol_config
 from mmsent.training.specs import model_specs
 from mmsent.workflow.bench import update_section
@@ -56,7 +54,7 @@ def training_seconds(metrics: dict) -> float:
 
 def main() -> None:
     params = load_params()
-    summary = read_json(params.path(FEATURES_DIR) / "summary.json")
+    summary = read_features_summary(params)
     specs = model_specs(params)
     decided = decide(params)
     kept = kept_model(params, decided=decided)

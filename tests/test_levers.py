@@ -74,6 +74,11 @@ def test_ocr_stage_caches_the_text(tiny_params, tiny_root):
     assert set(table["id"]) == {"1", "2", "3", "4", "6", "7"}  # every clean pair, the conflict dropped
     assert "LOVE" in table.set_index("id").loc["1", "ocr_text"].upper()
     assert summary["with_text"] >= 1 and summary["fraction_with_text"] == summary["with_text"] / 6
+    # the wall-clock sits apart from the cache: a re-run that reads the same text leaves data/ocr unchanged
+    cached = tiny_params.path("data/ocr/summary.json").read_bytes()
+    assert b"seconds" not in cached and ocr.read_ocr_summary(tiny_params)["seconds_per_image"] > 0
+    ocr.run(tiny_params, progress=False)
+    assert tiny_params.path("data/ocr/summary.json").read_bytes() == cached
     # a model trained on this cache records the settings it was read with, whatever profile is in force later
     later = dataclasses.replace(tiny_params, extra={**tiny_params.extra,
                                                     "ocr": {"det_limit_side_len": 512, "det_limit_type": "min"}})
@@ -133,6 +138,12 @@ def test_each_distinct_text_is_encoded_once_and_reused(tiny_params, monkeypatch)
         assert feats.X[:, 0].tolist() == [len(t) for t in texts] and feats.ok.all()
         assert summary[f"fake/{cache}"]["pairs"] == len(df)
     assert sum(v["new_inputs"] for v in summary.values()) == len(encoded)
+    # the wall-clock sits apart from the caches: a re-run writing the same arrays leaves data/features unchanged
+    cached = tiny_params.path("data/features/summary.json").read_bytes()
+    assert b"seconds" not in cached
+    assert features.read_features_summary(tiny_params)["fake/single"]["seconds"] >= 0
+    assert features.run(tiny_params, progress=False) and \
+        tiny_params.path("data/features/summary.json").read_bytes() == cached
 
 
 # --------------------------------------------------------------------------- VADER

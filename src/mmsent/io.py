@@ -98,6 +98,45 @@ class CacheCorruptError(ValueError):
     """A cache file whose content does not match its stored checksum."""
 
 
+# wall-clock fields of a stage's summary: they differ on every run, whatever the data
+TIMED = frozenset({"seconds", "seconds_per_image"})
+
+
+def _split_timed(obj: dict) -> tuple[dict, dict]:
+    kept, timed = {}, {}
+    for key, value in obj.items():
+        if key in TIMED:
+            timed[key] = value
+        elif isinstance(value, dict):
+            kept[key], inner = _split_timed(value)
+            if inner:
+                timed[key] = inner
+        else:
+            kept[key] = value
+    return kept, timed
+
+
+def _merge(into: dict, extra: dict) -> dict:
+    out = dict(into)
+    for key, value in extra.items():
+        out[key] = _merge(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def write_summary(target: str | Path, summary: dict, timings: str | Path) -> Path:
+    """Write a cache stage's summary without its wall-clock fields, which go to ``timings``: a re-run
+    that writes the same data leaves the summary, part of a folder later stages depend on, unchanged."""
+    kept, timed = _split_timed(summary)
+    write_json(timings, timed)
+    return write_json(target, kept)
+
+
+def read_summary(path: str | Path, timings: str | Path) -> dict:
+    """A summary written by :func:`write_summary` with its timings merged back (none if not kept)."""
+    summary = read_json(path)
+    return _merge(summary, read_json(timings)) if Path(timings).is_file() else summary
+
+
 def _digest(arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for key in sorted(arrays):

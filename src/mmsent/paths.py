@@ -8,6 +8,7 @@ MODELS_DIR = Path("models")
 METRICS_DIR = Path("metrics")
 PREDICTIONS_DIR = Path("data/predictions")
 BEST_DIR = Path("params")
+TIMINGS_DIR = Path("metrics/timings")  # a cache stage's wall-clock, kept out of the cache it describes
 SCORES_DIR = Path("metrics/scores")  # numbers only, for `dvc metrics show`; the full record sits beside
 FEATURES_DIR = Path("data/features")
 FIGURES_DIR = Path("reports/figures")

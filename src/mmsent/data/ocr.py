@@ -3,7 +3,8 @@
 RapidOCR (``rapidocr-onnxruntime``) ships its detection, angle and recognition models inside
 the wheel, so nothing is downloaded. The ``ocr`` stage reads every clean MVSA-Single image once
 and writes ``data/ocr/single.parquet`` (``id``, ``ocr_text``, ``boxes``) and
-``data/ocr/summary.json`` (how often text was found, time per image, the settings). The
+``data/ocr/summary.json`` (how often text was found, the settings; its time per image goes to
+``metrics/timings/ocr.json``, so that an identical re-run leaves ``data/ocr`` unchanged). The
 ``features`` stage encodes the found text (``features.ocr_encoders``) as a further model input,
 masked where no text was found; :class:`mmsent.serving.pipeline.Pipeline` runs the same reader at
 prediction time for a model trained with it.
@@ -27,9 +28,9 @@ import pandas as pd
 from mmsent.config import Params, build_section
 from mmsent.data.images import ImageInput, ImageLoadError, open_image
 from mmsent.data.prepare import clean_pairs
-from mmsent.io import atomic_path, read_json, write_json
+from mmsent.io import atomic_path, read_json, read_summary, write_summary
 from mmsent.parallel import run_jobs, share_bounds
-from mmsent.paths import OCR_DIR
+from mmsent.paths import OCR_DIR, TIMINGS_DIR
 from mmsent.progress import bar
 
 
@@ -143,5 +144,11 @@ def run(params: Params, dataset: str = "single", progress: bool = True, workers:
                "mean_chars_when_found": float(table.loc[has_text, "ocr_text"].str.len().mean()) if has_text.any() else 0.0,
                "unreadable_images": unreadable, "seconds": seconds,
                "seconds_per_image": seconds / max(len(table), 1), "workers": n, "settings": dataclasses.asdict(config)}
-    write_json(params.path(OCR_DIR) / "summary.json", summary)
+    write_summary(params.path(OCR_DIR) / "summary.json", summary, params.path(TIMINGS_DIR) / "ocr.json")
     return summary
+
+
+def read_ocr_summary(params: Params) -> dict:
+    """What the ocr stage wrote (how often text was found, the settings, time per image); {} if none."""
+    path = params.path(OCR_DIR) / "summary.json"
+    return read_summary(path, params.path(TIMINGS_DIR) / "ocr.json") if path.is_file() else {}

@@ -18,8 +18,9 @@ from mmsent.data.labels import LABELS  # noqa: E402
 from mmsent.data.mvsa import PARTS  # noqa: E402
 from mmsent.evaluation.metrics import markdown_table  # noqa: E402
 from mmsent.evaluation.plots import PALETTE, WIDTH, save_figure  # noqa: E402
+from mmsent.data.ocr import read_ocr_summary  # noqa: E402
+from mmsent.features.cache import read_features_summary  # noqa: E402
 from mmsent.io import read_json, write_text  # noqa: E402
-from mmsent.paths import FEATURES_DIR  # noqa: E402
 from mmsent.paths import PREPARED_DIR, TABLES_DIR  # noqa: E402
 
 def load_tables(params: Params) -> dict[str, pd.DataFrame]:
@@ -103,8 +104,7 @@ def example_grid(single: pd.DataFrame, root: Path, per_label: int = 3, seed: int
 def data_markdown(params: Params) -> str:
     summary = read_json(params.path(PREPARED_DIR) / "summary.json")
     leakage = pd.read_csv(params.path(TABLES_DIR) / "leakage_summary.csv")
-    feats_path = params.path(FEATURES_DIR) / "summary.json"
-    feats = read_json(feats_path) if feats_path.is_file() else {}
+    feats, ocr = read_features_summary(params), read_ocr_summary(params)
     s, m = summary["single"], summary["multiple"]
     split_rows = pd.DataFrame([
         {"dataset": f"MVSA-{ds.title()}", "part": part, **summary[ds]["splits"][part]}
@@ -166,6 +166,9 @@ def data_markdown(params: Params) -> str:
         frame = pd.DataFrame([{"encoder/dataset": k, **v} for k, v in feats.items()])
         # columns_of: the cache whose columns an encoder's features are cut from ("–": computed itself)
         lines += ["## Cached features", "", markdown_table(frame), ""]
+    if "seconds_per_image" in ocr:
+        lines += [f"Text inside the images (`ocr` stage): {ocr['seconds_per_image']:.3f} s an image wall-clock on this "
+                  f"CPU, {ocr['images']} images ({ocr.get('workers', 1)} reader(s), one thread each).", ""]
     lines += [
         "## Figures",
         "![class balance](figures/data_class_balance.png)",

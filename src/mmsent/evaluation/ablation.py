@@ -341,9 +341,8 @@ def ocr_lines(params: Params) -> list[str]:
     return ["## Text inside the images (RapidOCR)", "",
             f"The `ocr` stage found text in {s['with_text']} of {s['images']} MVSA-Single images "
             f"({100 * s['fraction_with_text']:.1f} %, {s['mean_chars_when_found']:.0f} characters on average where found) "
-            f"at detector side limit {cfg['det_limit_side_len']} ({cfg['det_limit_type']}), "
-            f"{s['seconds_per_image']:.3f} s an image wall-clock on this CPU ({s.get('workers', 1)} reader(s), "
-            f"one thread each). Images without text have the OCR input masked.", ""]
+            f"at detector side limit {cfg['det_limit_side_len']} ({cfg['det_limit_type']}); its time per image is in "
+            "`reports/data.md`. Images without text have the OCR input masked.", ""]
 
 
 def adapt_lines(params: Params, table: pd.DataFrame) -> list[str]:

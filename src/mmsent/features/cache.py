@@ -29,10 +29,10 @@ from mmsent.data.text import normalize_tweet
 from mmsent.device import pick_device
 from mmsent.features.base import encoder_dirname, item_shape, uses_onnx
 from mmsent.features.encoders import computed_by, get_encoder
-from mmsent.io import load_arrays, read_json, save_arrays, write_json
+from mmsent.io import load_arrays, read_summary, save_arrays, write_summary
 from mmsent.models.fusion import SOURCES
 from mmsent.parallel import resolve_workers, run_jobs, share_bounds
-from mmsent.paths import FEATURES_DIR
+from mmsent.paths import FEATURES_DIR, TIMINGS_DIR
 
 
 @dataclass
@@ -221,7 +221,12 @@ def run(params: Params, progress: bool = True, only: list[str] | None = None,
         if run_as != name:
             summary[f"{name}/{cache}"]["columns_of"] = run_as
     if only:  # keep what the other encoders' caches said
-        path = params.path(FEATURES_DIR) / "summary.json"
-        summary = {**(read_json(path) if path.is_file() else {}), **summary}
-    write_json(params.path(FEATURES_DIR) / "summary.json", summary)
+        summary = {**read_features_summary(params), **summary}
+    write_summary(params.path(FEATURES_DIR) / "summary.json", summary, params.path(TIMINGS_DIR) / "features.json")
     return summary
+
+
+def read_features_summary(params: Params) -> dict:
+    """What the features stage wrote per cache (pairs, width, unreadable inputs, seconds); {} if none."""
+    path = params.path(FEATURES_DIR) / "summary.json"
+    return read_summary(path, params.path(TIMINGS_DIR) / "features.json") if path.is_file() else {}
