@@ -137,12 +137,14 @@ def test_declared_not_to_ship_an_ensemble_is_reported_and_never_chosen(project, 
     assert decided[0]["verdict"].better and not decided[0]["kept"] and ensemble.shipped(decided) is None
     text = "\n".join(ensemble.lines(project, decided, "attention_fusion"))
     assert "Reported, not chosen" in text and "kept (CV)" not in text and "+5.00 ± 0.00" in text
-    assert reproduce.choices(project)["ensembles"] == {}
+    declared = reproduce.choices(project)
+    assert declared["ensembles"] == {}
     # the check still shows how the rule read it, apart from the choices
     assert "- the bag: passes (+5.00 ± 0.00) here, passes (+5.00 ± 0.00) perturbed" in \
-        reproduce.ensemble_readings(project, project)
+        reproduce.ensemble_readings(declared, declared)
     assert ship.run(project)["ensemble"] is None
     assert load_checkpoint(project.path(ship.ASSETS) / "default_model.pt")[1]["family"] == "attention_fusion"
     project.extra["ensemble"]["ship"] = True  # the same scores, allowed to ship: the rule chooses
-    assert reproduce.choices(project)["ensembles"] == {"the bag": True}
-    assert reproduce.ensemble_readings(project, project) == []  # a choice now: counted, not shown apart
+    allowed = reproduce.choices(project)
+    assert allowed["ensembles"] == {"the bag": True}
+    assert reproduce.ensemble_readings(allowed, allowed) == []  # a choice now: counted, not shown apart

@@ -16,9 +16,9 @@ from mmsent.config import Params  # noqa: E402
 from mmsent.data.images import open_image  # noqa: E402
 from mmsent.data.labels import LABELS  # noqa: E402
 from mmsent.data.mvsa import PARTS  # noqa: E402
+from mmsent.data.ocr import read_ocr_summary  # noqa: E402
 from mmsent.evaluation.metrics import markdown_table  # noqa: E402
 from mmsent.evaluation.plots import PALETTE, WIDTH, save_figure  # noqa: E402
-from mmsent.data.ocr import read_ocr_summary  # noqa: E402
 from mmsent.features.cache import read_features_summary  # noqa: E402
 from mmsent.io import read_json, write_text  # noqa: E402
 from mmsent.paths import PREPARED_DIR, TABLES_DIR  # noqa: E402

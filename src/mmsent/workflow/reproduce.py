@@ -215,28 +215,23 @@ def choices(params) -> dict[str, Any]:
                                                   "train": best.get("train")}
     decided = decide(params)
     shipped = kept_model(params, decided=decided)
-    # declared not to ship (ensemble.ship: false), an ensemble's verdict chooses nothing
-    ensembles = {c["name"]: c["kept"] for c in ensemble_decide(params, shipped)} if may_ship(params) else {}
-    return {"tuned": tuned, "kept": {r["model"]: r["kept"] for r in decided}, "ensembles": ensembles,
-            "shipped": shipped}
+    scored = ensemble_decide(params, shipped)
+    # declared not to ship (ensemble.ship: false), an ensemble's verdict chooses nothing: kept apart
+    ships = may_ship(params)
+    return {"tuned": tuned, "kept": {r["model"]: r["kept"] for r in decided},
+            "ensembles": {c["name"]: c["kept"] for c in scored} if ships else {},
+            "ensemble_verdicts": {} if ships else {c["name"]: c["verdict"] for c in scored}, "shipped": shipped}
 
 
-def ensemble_readings(mine, theirs) -> list[str]:
-    """Where ``ensemble.ship`` is false, how the keep rule read each ensemble in both runs: shown,
-    not counted among the choices (none of them can ship)."""
-    from mmsent.evaluation.ablation import kept_model
-    from mmsent.evaluation.ensemble import decide, may_ship
+def ensemble_readings(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """From two runs' :func:`choices`: where ``ensemble.ship`` is false, how the keep rule read each
+    ensemble in both runs, shown apart from the choices (none of them can ship)."""
+    def said(v):
+        return f"{'passes' if v.better else 'fails'} ({v.difference:+.2f} ± {v.se:.2f})"
 
-    if may_ship(mine):
+    a, b = mine.get("ensemble_verdicts") or {}, theirs.get("ensemble_verdicts") or {}
+    if not a:
         return []
-
-    def read(params):
-        return {c["name"]: c for c in decide(params, kept_model(params))}
-
-    def said(c):
-        return f"{'passes' if c['verdict'].better else 'fails'} ({c['verdict'].difference:+.2f} ± {c['verdict'].se:.2f})"
-
-    a, b = read(mine), read(theirs)
     return ["Not choices here (`ensemble.ship` is false: no ensemble ships), shown for the record: how the keep "
             "rule reads each ensemble against the single configuration (Δ CV wF1 ± corrected SE), in this run and "
             "in the perturbed one.", "",
@@ -300,9 +295,9 @@ def compare_perturbed(project: Path, other: Path, report: Path | None = None) ->
     if differ:
         raise ValueError(f"{other} ran with other settings than {project} ({'; '.join(differ[:5])}): rerun the "
                          "perturbed run, or copy a setting that changes no trained output into its params.yaml")
-    mine = load_params(project / "params.yaml")
+    mine, yours = choices(load_params(project / "params.yaml")), choices(theirs)
     moves = row_moves(project, other)
-    flips = changed_choices(choices(mine), choices(theirs))
+    flips = changed_choices(mine, yours)
     outside = int((~moves["within"]).sum()) if len(moves) else 0
     largest = float(moves[["acc moved", "wF1 moved"]].abs().max().max()) if len(moves) else 0.0
     lines = ["# Reproducibility: another machine, simulated", "",
@@ -317,7 +312,7 @@ def compare_perturbed(project: Path, other: Path, report: Path | None = None) ->
              "decision of the ablation, every ensemble decision where `ensemble.ship` lets one ship, the shipped "
              "configuration).", "",
              *[f"- {f}" for f in flips], *([""] if flips else []),
-             *ensemble_readings(mine, theirs),
+             *ensemble_readings(mine, yours),
              f"**Rows: {len(moves) - outside} of {len(moves)} within their stated interval; largest move "
              f"{largest:.2f} points.**", "",
              moves.to_markdown(index=False, floatfmt=".2f") if len(moves) else "(no rows)", ""]
