@@ -253,8 +253,8 @@ def test_tuning_figure_marks_the_chosen_trial_and_writes_only_the_history(tiny_p
         attrs = {"fold_scores": [x + shift for x in best], "parameters": size}
         st.add_trial(optuna.trial.create_trial(params={"lr": 1e-3 + k * 1e-4}, distributions=dist, value=value,
                                                user_attrs=attrs))
-    chosen, _ = tune.choose_trial(st, folds=5)
-    fig = tune.history_figure(st, folds=5, title="m, MVSA-Single")
+    chosen, _ = tune.choose_trial(st, ratio=0.3125)
+    fig = tune.history_figure(st, ratio=0.3125, title="m, MVSA-Single")
     ax = fig.axes[0]
     assert ax.get_title() == "m, MVSA-Single: 3 completed trials"
     assert ax.get_ylabel() == "CV weighted F1 (%)" and ax.get_xlabel() == "trial"

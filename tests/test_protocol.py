@@ -51,14 +51,14 @@ def test_folds_stage_covers_train_and_dev_only(project):  # noqa: F811
 def test_corrected_standard_error_and_the_rule():
     diffs = np.array([1.0, -1.0, 2.0, 0.0, 1.0, -0.5, 1.5, 0.5, 0.0, 0.5])
     naive = diffs.std(ddof=1) / np.sqrt(len(diffs))
-    assert corrected_se(diffs, folds=5) == pytest.approx(np.sqrt((1 / 10 + 1 / 4) * diffs.var(ddof=1)))
-    assert corrected_se(diffs, folds=5) > 1.8 * naive  # overlapping training sets: the naive SE is too small
+    assert corrected_se(diffs, ratio=0.25) == pytest.approx(np.sqrt((1 / 10 + 1 / 4) * diffs.var(ddof=1)))
+    assert corrected_se(diffs, ratio=0.25) > 1.8 * naive  # overlapping training sets: the naive SE is too small
     base = np.array([70, 72, 69, 71, 70, 73, 68, 71, 70, 72], float)
-    assert not beats(base + diffs, base, 5).better  # +0.5 on average, within the noise
-    assert beats(base + 1.0 + 0.01 * np.arange(10), base, 5).better  # better on every fold
-    assert not beats(base, base, 5).better  # a tie keeps the incumbent
+    assert not beats(base + diffs, base, 0.25).better  # +0.5 on average, within the noise
+    assert beats(base + 1.0 + 0.01 * np.arange(10), base, 0.25).better  # better on every fold
+    assert not beats(base, base, 0.25).better  # a tie keeps the incumbent
     with pytest.raises(ValueError, match="not paired"):
-        beats(base[:5], base, 5)
+        beats(base[:5], base, 0.25)
 
 
 def test_cv_epochs_is_the_rounded_up_median():
@@ -155,3 +155,11 @@ def test_inner_split_is_stratified_inside_the_training_part():
     assert stop.sum() == round(0.25 * rows.sum())
     assert sorted(np.bincount(labels[stop])) == [8, 8, 8]
     assert (stop == fitting.inner_split(labels, rows, 0.25, seed=3)).all()
+
+
+def test_the_correction_reads_the_fold_models_true_sizes():
+    # a fold model of 5-fold CV trains on 4/5 of the pool less its inner split (0.2): 0.64 of it, scored on 0.2
+    assert ProtocolConfig(folds=5, inner_fraction=0.2).test_train_ratio == pytest.approx(0.2 / 0.64)
+    assert ProtocolConfig(folds=10, inner_fraction=0.5).test_train_ratio == pytest.approx(0.1 / 0.45)
+    diffs = np.linspace(-1, 2, 10)
+    assert corrected_se(diffs, ProtocolConfig().test_train_ratio) > corrected_se(diffs, 0.25)

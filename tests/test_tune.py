@@ -101,15 +101,15 @@ def _study_with(trials: list[tuple[float, list[float], int]]) -> optuna.Study:
 def test_one_standard_error_rule_takes_the_simplest_close_trial():
     best = [70.0, 72.0, 71.0, 73.0, 69.0]  # mean 71.0, spread ~1.6 -> corrected SE ~1.2
     st = _study_with([(71.0, best, 5000), (70.5, [x - 0.5 for x in best], 800), (69.0, [x - 2 for x in best], 100)])
-    chosen, se = tune.choose_trial(st, folds=5)
+    chosen, se = tune.choose_trial(st, ratio=0.25)
     assert 0.5 < se < 2 and chosen.number == 1  # within one SE and smaller; trial 2 is smaller but too far
     # a 1e-6 change of the top score cannot move the choice
     st2 = _study_with([(71.0 + 1e-6, [x + 1e-6 for x in best], 5000), (70.5, [x - 0.5 for x in best], 800),
                        (69.0, [x - 2 for x in best], 100)])
-    assert tune.choose_trial(st2, folds=5)[0].number == 1
+    assert tune.choose_trial(st2, ratio=0.25)[0].number == 1
     # among equally small trials within the band the higher mean wins, whatever order they ran in
     tie = _study_with([(71.0, best, 5000), (70.2, [x - 0.8 for x in best], 800), (70.6, [x - 0.4 for x in best], 800)])
-    assert tune.choose_trial(tie, folds=5)[0].number == 2
+    assert tune.choose_trial(tie, ratio=0.25)[0].number == 2
 
 
 def test_the_stage_runs_studies_side_by_side_like_one_by_one(tuned_project, monkeypatch):

@@ -88,7 +88,7 @@ def tune(model: str = typer.Option(..., help="a model with a search space in tun
     finished = st.get_trials(deepcopy=False, states=stage.FINISHED)
     from mmsent.training.protocol import protocol_config
 
-    chosen, se = stage.choose_trial(st, protocol_config(p).folds)
+    chosen, se = stage.choose_trial(st, protocol_config(p).test_train_ratio)
     typer.echo(json.dumps({"study": st.study_name, "finished_trials": len(finished),
                            "best_cv_weighted_f1": round(st.best_value, 2), "one_se": round(se, 2),
                            "chosen_trial": chosen.number, "chosen_cv_weighted_f1": round(chosen.value, 2),

@@ -92,7 +92,7 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
     replaced is trained again on the new one, so the outcome is that of one row at a time. Without
     ``train`` the stored chain's specs are used."""
     cfg = params.extra.get("ablation") or {}
-    folds = protocol_config(params).folds
+    ratio = protocol_config(params).test_train_ratio
     specs = model_specs(params, chained=train is None)
     rows = cfg.get("rows", [])
     out, incumbent, trained = [], None, {}  # trained: name -> the spec its metrics come from
@@ -132,7 +132,7 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
         if incumbent is None:
             record["kept"] = True
         else:
-            record["verdict"] = beats(scores, incumbent["scores"], folds)
+            record["verdict"] = beats(scores, incumbent["scores"], ratio)
             record["kept"] = record["verdict"].better and not record["reference"]
         if record["kept"]:
             incumbent = {"model": step["model"], "scores": scores, "spec": spec}

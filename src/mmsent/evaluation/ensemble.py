@@ -94,13 +94,13 @@ def may_ship(params: Params) -> bool:
 def decide(params: Params, kept: str, dataset: str = "single") -> list[dict[str, Any]]:
     """Walk the candidates from the single kept configuration; one record each (scores, verdict, kept).
     Without ``ensemble.ship`` each is scored against the single configuration and none is kept."""
-    folds = protocol_config(params).folds
+    ratio = protocol_config(params).test_train_ratio
     incumbent = {"name": kept, "members": [kept], "bag": False}
     incumbent["scores"] = fold_scores(params, [kept], False, dataset)
     out = []
     for c in candidates(params, kept):
         c["scores"] = fold_scores(params, c["members"], c["bag"], dataset)
-        c["verdict"] = beats(c["scores"], incumbent["scores"], folds)
+        c["verdict"] = beats(c["scores"], incumbent["scores"], ratio)
         c["kept"] = c["verdict"].better and may_ship(params)
         if c["kept"]:
             incumbent = c

@@ -33,7 +33,7 @@ from mmsent.serving.batch import read_pairs
 from mmsent.serving.prepared import InputError
 from mmsent.training.fitting import inner_split
 from mmsent.training.loop import TensorData, TrainConfig, fit, predict_proba, save_checkpoint
-from mmsent.training.protocol import corrected_se, cv_epochs
+from mmsent.training.protocol import corrected_se, cv_epochs, test_train_ratio
 
 
 class TrainingDataError(ValueError):
@@ -146,7 +146,8 @@ def fit_own(pipe, path: Path, out: Path, label_col: str = "label", text_col: str
     model = build_model(family, config)
     history = fit(model, data, None, train_config(pipe.payload, stop_after=n_epochs), seed=cfg.seed)
     card = {"pairs": len(labels), "label_counts": counts, "labels": names, "folds": cfg.folds,
-            "cv_weighted_f1": float(scores.mean()), "cv_se": corrected_se(scores, cfg.folds),
+            "cv_weighted_f1": float(scores.mean()), "cv_se": corrected_se(
+                scores, test_train_ratio(cfg.folds, cfg.inner_fraction)),
             "cv_accuracy": float(np.mean([f["accuracy"] for f in folds])), "epochs": n_epochs,
             "trained_from": str(getattr(pipe, "path", "")), "family": family, "source": str(path)}
     meta = {k: v for k, v in pipe.payload.items() if k in ("encoders", "text_config", "image_size", "feature_backend",

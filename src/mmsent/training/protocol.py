@@ -57,6 +57,17 @@ class ProtocolConfig:
     def n_fits(self) -> int:
         return self.folds * self.repeats
 
+    @property
+    def test_train_ratio(self) -> float:
+        """n_test / n_train of a fold model, the Nadeau-Bengio correction's ratio: it is scored on
+        1/k of the pool and trained on the rest less its inner split (0.2 / 0.64 = 0.3125 at k = 5)."""
+        return test_train_ratio(self.folds, self.inner_fraction)
+
+
+def test_train_ratio(folds: int, inner_fraction: float = 0.0) -> float:
+    """n_test / n_train of a k-fold model that holds back ``inner_fraction`` of its training part."""
+    return (1 / folds) / ((1 - 1 / folds) * (1 - inner_fraction))
+
 
 def protocol_config(params: Params) -> ProtocolConfig:
     return build_section(ProtocolConfig, params.extra.get("protocol") or {}, "protocol")
@@ -101,13 +112,14 @@ def held_out(params: Params, ids: list[str], dataset: str = "single", repeats: i
     return [(table[c] == fold).to_numpy() for c in columns for fold in range(cfg.folds)]
 
 
-def corrected_se(values: np.ndarray, folds: int) -> float:
+def corrected_se(values: np.ndarray, ratio: float) -> float:
     """Nadeau-Bengio corrected standard error of the mean of per-fold values (scores or paired
-    differences) from repeated ``folds``-fold CV: sqrt((1/J + n_test/n_train) · var)."""
+    differences) from repeated k-fold CV: sqrt((1/J + n_test/n_train) · var), with ``ratio`` the
+    fold models' true n_test / n_train (:attr:`ProtocolConfig.test_train_ratio`)."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return float("inf")
-    return math.sqrt((1 / len(values) + 1 / (folds - 1)) * float(np.var(values, ddof=1)))
+    return math.sqrt((1 / len(values) + ratio) * float(np.var(values, ddof=1)))
 
 
 @dataclass(frozen=True)
@@ -117,13 +129,13 @@ class Verdict:
     se: float  # its corrected standard error
 
 
-def beats(candidate: np.ndarray, incumbent: np.ndarray, folds: int) -> Verdict:
+def beats(candidate: np.ndarray, incumbent: np.ndarray, ratio: float) -> Verdict:
     """The noise-aware rule on paired per-fold scores of the same folds."""
     candidate, incumbent = np.asarray(candidate, float), np.asarray(incumbent, float)
     if candidate.shape != incumbent.shape:
         raise ValueError(f"fold scores are not paired: {candidate.shape} vs {incumbent.shape}")
     diff = candidate - incumbent
-    se = corrected_se(diff, folds)
+    se = corrected_se(diff, ratio)
     return Verdict(bool(diff.mean() > se), float(diff.mean()), se)
 
 

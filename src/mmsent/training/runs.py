@@ -50,11 +50,12 @@ def cv_summary(params: Params, folds: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("weighted_f1", "accuracy"):
         values = np.array([f[key] for f in folds])
         out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)),
-                    "se": corrected_se(values, cfg.folds)}
+                    "se": corrected_se(values, cfg.test_train_ratio)}
     out["per_fold"] = {key: [float(f[key]) for f in folds] for key in ("weighted_f1", "accuracy", "epoch")}
     # the earlier estimator, on the same fold models: each scored at the epoch its held-out fold liked best
     peeked = np.array([f["selected_on_held"]["weighted_f1"] for f in folds])
-    out["selected_on_held"] = {"weighted_f1": {"mean": float(peeked.mean()), "se": corrected_se(peeked, cfg.folds)},
+    out["selected_on_held"] = {"weighted_f1": {"mean": float(peeked.mean()),
+                                               "se": corrected_se(peeked, cfg.test_train_ratio)},
                                "note": "biased upward: each fold scored at the epoch it chose itself; never used"}
     return out
 

@@ -241,7 +241,7 @@ def tune_pooled(params: Params, models: list[str], workers: int) -> dict[str, op
     return studies
 
 
-def choose_trial(st: optuna.Study, folds: int) -> tuple[optuna.trial.FrozenTrial, float]:
+def choose_trial(st: optuna.Study, ratio: float) -> tuple[optuna.trial.FrozenTrial, float]:
     """The one-standard-error rule: the simplest completed trial (fewest parameters, then the
     higher mean) whose mean fold score is within one corrected standard error of the best mean.
     Returns the trial and that standard error."""
@@ -250,7 +250,7 @@ def choose_trial(st: optuna.Study, folds: int) -> tuple[optuna.trial.FrozenTrial
     if not done:
         raise ValueError(f"study {st.study_name} has no completed cross-validated trial")
     best = max(done, key=lambda t: (t.value, -t.number))
-    se = corrected_se(best.user_attrs["fold_scores"], folds)
+    se = corrected_se(best.user_attrs["fold_scores"], ratio)
     within = [t for t in done if t.value >= best.value - se]
     # among equally small trials the better score, not the earlier trial: the trial order is arbitrary,
     # and a tie-break on it flipped the choice when the features moved by 1e-5 (reports/reproducibility.md)
@@ -258,7 +258,7 @@ def choose_trial(st: optuna.Study, folds: int) -> tuple[optuna.trial.FrozenTrial
 
 
 def write_best(params: Params, model: str, st: optuna.Study) -> Path:
-    chosen, se = choose_trial(st, protocol_config(params).folds)
+    chosen, se = choose_trial(st, protocol_config(params).test_train_ratio)
     options, overrides = split_values(chosen.params)
     body = {"model": model, "study": st.study_name, "trial": chosen.number,
             "cv_weighted_f1": round(chosen.value, 2), "best_cv_weighted_f1": round(st.best_value, 2),
@@ -269,7 +269,7 @@ def write_best(params: Params, model: str, st: optuna.Study) -> Path:
                       + yaml.safe_dump(body, sort_keys=True))
 
 
-def history_figure(st: optuna.Study, folds: int, title: str | None = None):
+def history_figure(st: optuna.Study, ratio: float, title: str | None = None):
     """Each completed trial's CV weighted F1 in trial order, the running best, the band within
     one corrected SE of the best, and the trial :func:`choose_trial` writes (a star, labelled).
     Drawn here rather than by Optuna so the axis says what the value is: trial values are the
@@ -280,7 +280,7 @@ def history_figure(st: optuna.Study, folds: int, title: str | None = None):
 
     from mmsent.evaluation.plots import figure
 
-    chosen, se = choose_trial(st, folds)
+    chosen, se = choose_trial(st, ratio)
     done = [t for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             if "fold_scores" in t.user_attrs]  # the trials choose_trial reads
     best = max(t.value for t in done)
@@ -303,7 +303,7 @@ def figures(params: Params, model: str, st: optuna.Study) -> dict[str, Path]:
     parallel-coordinate and importance plots are not drawn: on 6-12 trials they show noise."""
     from mmsent.evaluation.plots import save_figure
 
-    fig = history_figure(st, protocol_config(params).folds, title=f"{model}, MVSA-Single")
+    fig = history_figure(st, protocol_config(params).test_train_ratio, title=f"{model}, MVSA-Single")
     return {"history": save_figure(fig, params, f"tuning_{model}_history")}
 
 
@@ -323,7 +323,7 @@ def run(params: Params) -> dict[str, Any]:
         st = studies[model]
         write_best(params, model, st)
         figures(params, model, st)
-        chosen, se = choose_trial(st, protocol_config(params).folds)
+        chosen, se = choose_trial(st, protocol_config(params).test_train_ratio)
         summary[model] = {"chosen_cv_weighted_f1": chosen.value, "best_cv_weighted_f1": st.best_value,
                           "one_se": se, "chosen_params": chosen.params, "trials": len(st.trials)}
     return summary
