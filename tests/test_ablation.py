@@ -132,7 +132,7 @@ def test_a_lever_that_needs_another_family_is_reported_not_trained(project):  # 
 
 def test_a_reference_row_is_compared_but_never_kept(project, monkeypatch):  # noqa: F811
     """The declared start cannot be displaced by a reference row however well it scores on the
-    folds: the choice of start is made before any score is read, so no rerun can flip it."""
+    folds: the start is a fixed declaration, so no rerun can flip it."""
     from mmsent.training.specs import describe_kept, read_chain
 
     project.extra["models"]["fusion_ref"] = dict(project.extra["models"]["attention_fusion"])

@@ -56,3 +56,14 @@ def test_the_pipeline_applies_the_checkpoint_temperature():
     t = float(pipe.payload.get("temperature", 1.0))
     assert shipped["score"] == pytest.approx(scaled(np.array([list(raw["probabilities"].values())]), t).max(),
                                              abs=1e-4)
+
+
+def test_brier_and_nll_score_a_sure_right_model_zero_and_a_uniform_one_as_known():
+    from mmsent.evaluation.calibration import brier, scores
+
+    labels = np.array([0, 1, 2, 1])
+    sure = np.eye(3)[labels]
+    assert brier(sure, labels) == pytest.approx(0.0) and scores(sure, labels)["nll"] == pytest.approx(0.0, abs=1e-9)
+    uniform = np.full((4, 3), 1 / 3)
+    assert brier(uniform, labels) == pytest.approx(2 / 3)  # (2/3)^2 + 2 (1/3)^2
+    assert scores(uniform, labels)["nll"] == pytest.approx(np.log(3))

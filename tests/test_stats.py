@@ -108,6 +108,7 @@ def test_family_table_answers_the_declared_questions_only(monkeypatch):
             "unasked": _runs([rng.random(400) < 0.1 for _ in range(3)])}
     monkeypatch.setattr(stats, "load_predictions", lambda params, m, d: fake[m])
     monkeypatch.setattr(stats, "caveat", lambda params, m: "")
+    monkeypatch.setattr(stats, "selection_of", lambda params, m, d: ("cross-validation", 12 if m == "strong" else 6))
     params = Params.__new__(Params)
     params.extra = {"report": {"questions": [
         {"key": "q1", "a": "strong", "b": "weak", "ask": "?", "why": "w", "protocols": ["clmlf"]},
@@ -126,3 +127,52 @@ def test_family_table_answers_the_declared_questions_only(monkeypatch):
     assert "`strong` significantly beats `weak`" in table["sentence"][0]
     assert "does not significantly beat" in table["sentence"][1]
     assert "against the expected direction" in table["sentence"][2]
+    # every row says what it could detect; a non-significant one what it rules out; unequal budgets are named
+    assert (table["mde"] > 0).all() and all("80 % power" in t for t in table["sentence"])
+    assert "rules out `weak` being better by more than" in table["sentence"][1]
+    assert "`strong` was tuned with 12 trials, `weak` with 6" in table["sentence"][0]
+    assert "Not only the question differs" not in table["sentence"][1]  # weak and weak2: same budget
+
+
+def test_fold_level_test_is_the_corrected_t_with_the_true_ratio():
+    from scipy import stats as sps
+
+    d = np.array([2.0, 4.5, -0.5, 3.0, 1.5, 5.0, 0.5, 2.5, 4.0, 0.3])
+    ratio = 451 / 3609
+    test = stats.fold_level_test(d, ratio, family=8)
+    se = np.sqrt((1 / 10 + ratio) * d.var(ddof=1))
+    assert test.se == pytest.approx(se) and test.difference == pytest.approx(d.mean())
+    assert test.p == pytest.approx(2 * sps.t.sf(d.mean() / se, 9))
+    assert test.p_adjusted == pytest.approx(min(1, 8 * test.p))
+    half = sps.t.ppf(1 - 0.05 / 16, 9) * se
+    assert (test.low, test.high) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert test.mde == pytest.approx((sps.t.ppf(1 - 0.05 / 16, 9) + sps.t.ppf(0.8, 9)) * se)
+    # the interval and the verdict agree, at any family size
+    for family in (1, 3, 8, 50):
+        t = stats.fold_level_test(d, ratio, family)
+        assert t.significant == (t.low > 0 or t.high < 0)
+
+
+def test_cheema_rows_are_tested_on_the_per_fold_differences(monkeypatch):
+    from mmsent.config import Params
+
+    rng = np.random.default_rng(4)
+    gold = rng.integers(0, 3, 300)
+    folds = [np.arange(300) // 30 == j for j in range(10)]
+    better = np.where(rng.random(300) < 0.8, gold, (gold + 1) % 3)
+    worse = np.where(rng.random(300) < 0.6, gold, (gold + 1) % 3)
+    ids = [str(i) for i in range(300)]
+    runs = {"a": Runs(ids, gold, better[None]), "b": Runs(ids, gold, worse[None])}
+    monkeypatch.setattr(stats, "load_runs", lambda p, m, d, protocol="clmlf": runs[m] if protocol == "cheema" else None)
+    monkeypatch.setattr(stats, "cheema_folds", lambda params, ids: (folds, 30 / 240))
+    monkeypatch.setattr(stats, "caveat", lambda params, m: "")
+    monkeypatch.setattr(stats, "selection_of", lambda params, m, d: ("cross-validation", 0))
+    params = Params.__new__(Params)
+    params.extra = {"report": {"primary_protocol": "cheema", "questions": [
+        {"key": "q", "a": "a", "b": "b", "ask": "?", "why": "w"}]}}
+    row = stats.family_table(params, reps=200).iloc[0]
+    diffs = stats.fold_differences(runs["a"], runs["b"], folds)[1]
+    assert row["test"] == "fold-level corrected t" and row["folds"] == 10 and row["primary"]
+    assert row["wf1_diff"] == pytest.approx(diffs.mean()) and row["se"] == pytest.approx(
+        np.sqrt((1 / 10 + 30 / 240) * diffs.var(ddof=1)))
+    assert row["significant"] and "one model per fold, 10 folds" in row["sentence"]

@@ -1,7 +1,8 @@
 """``reports/ablation.md``: forward selection, one row per accuracy lever.
 
-The first row that names a model is the declared start (the thesis's attention fusion): a choice
-made before any score is read, so no noise can flip it. A ``reference`` row (the source system's
+The first row that names a model is the declared start (the thesis's attention fusion): a fixed
+choice, so no rerun's noise can flip it. It was written into params.yaml (commit 9da43db) after
+every configuration's scores existed, so it is post hoc, and the reports say so. A ``reference`` row (the source system's
 concat head) is scored against the configuration kept so far and never replaces it; its test
 comparison is a declared question of REPORT.md. Each lever row is the configuration kept so far with
 exactly that one lever added (never a rejected row), so its difference is the lever's own. It is
@@ -28,7 +29,7 @@ from mmsent.data.labels import LABEL2ID
 from mmsent.data.mvsa import load_prepared
 from mmsent.evaluation.ensemble import decide as ensemble_decide, lines as ensemble_lines
 from mmsent.evaluation.metrics import aggregate, compute_metrics, fmt, fmt_interval, markdown_table, save_frame
-from mmsent.evaluation.stats import load_predictions
+from mmsent.evaluation.stats import DECLARED, load_predictions
 from mmsent.io import read_json, write_text
 from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR, PREPARED_DIR
 from mmsent.training.protocol import beats, protocol_config
@@ -242,8 +243,9 @@ def build(params: Params, dataset: str = "single") -> Path:
         "*Kept* is a selection rule (better on the folds by more than one corrected SE of the paired fold "
         "differences), not a significance test; whether a kept configuration also beats its predecessor on test "
         "is one of REPORT.md's declared questions. A row without `built on` names a model of its own (its own "
-        "tuned values), not one lever. The first such row is the declared start, chosen before any score was read "
-        "(the thesis's model), so no rerun can change it; a `reference` row is scored against the configuration "
+        "tuned values), not one lever. The first such row is the declared start (the thesis's model), "
+        f"fixed so that no rerun can change it; it was declared post hoc, after every configuration's scores "
+        f"existed ({DECLARED['ablation_start']}); a `reference` row is scored against the configuration "
         "kept so far for comparison only and is never kept (its comparison on test is a declared question).", "",
         f"**The configuration kept (shipped): `{best.model}`**: "
         + describe_kept(carried(decided))

@@ -115,29 +115,69 @@ protocols are those of the single configuration.
 """
 
 
+def cross_fitted(params: Params, model: str, seed: int, dataset: str = "single") -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold probabilities of models trained as the shipped one was (repeat 0's folds of
+    train + dev; each trains on the rest for the final models' epoch count, no inner split) and
+    their labels: what the shipped model's temperature is fitted on."""
+    from mmsent.data.mvsa import load_parts
+    from mmsent.training.fitting import train_once
+    from mmsent.training.inputs import cv_inputs
+    from mmsent.training.loop import predict_proba, with_augment
+    from mmsent.training.protocol import held_out
+
+    spec = model_specs(params)[model]
+    config, data = cv_inputs(params, spec, dataset, load_parts(params, dataset))
+    epochs = read_json(params.path(METRICS_DIR) / f"{model}_{dataset}.json")["cv"]["epochs"]
+    probs = np.zeros((len(data["train"]), len(LABELS)))
+    for held in held_out(params, data["train"].ids, dataset, repeats=1):
+        net, _ = train_once(params, spec, config, {**data, "train": with_augment(data, ~held), "dev": None}, seed,
+                            train_overrides={"stop_after": epochs}, dataset=dataset)
+        probs[held] = predict_proba(net, data["train"].subset(held))[0]
+    return probs, data["train"].labels.numpy()
+
+
 def calibrate(params: Params, model: str, seed: int, dataset: str = "single") -> dict:
-    """The temperature fitted on the configuration's out-of-fold probabilities (every repeat's held-out
-    folds; never test), its ECE on test before and after (the shipped seed), and the reliability figure."""
-    from mmsent.evaluation.calibration import expected_calibration_error, fit_temperature, reliability_figure, scaled
-    from mmsent.evaluation.ensemble import pool_gold, load_folds
+    """The temperature fitted on cross-fitted out-of-fold probabilities (never test); ECE, NLL and
+    Brier on test before and after for every final seed (mean ± std, 95 % t-interval over seeds),
+    the fold models' temperature beside it for comparison, and the reliability figure (shipped seed)."""
+    from scipy import stats as sps
+
+    from mmsent.evaluation.calibration import fit_temperature, reliability_figure, scaled, scores
+    from mmsent.evaluation.ensemble import load_folds, pool_gold
     from mmsent.evaluation.plots import save_figure
     from mmsent.evaluation.stats import load_predictions
+    from mmsent.training.protocol import protocol_config
 
-    folds = load_folds(params, model, dataset)
-    gold = pool_gold(params, dataset, folds["ids"])
-    oof = np.concatenate(list(folds["oof"]))
-    labels = np.tile(gold, len(folds["oof"]))
+    oof, labels = cross_fitted(params, model, seed, dataset)
     t = fit_temperature(oof, labels)
-    test = load_predictions(params, model, dataset)[seed]
+    folds = load_folds(params, model, dataset)
+    t_folds = fit_temperature(np.concatenate(list(folds["oof"])),
+                              np.tile(pool_gold(params, dataset, folds["ids"]), len(folds["oof"])))
+    preds = load_predictions(params, model, dataset)
+    per_seed = {"before": [], "after": [], "fold models' T": []}
+    for s in protocol_config(params).final_seeds:
+        probs = preds[s][[f"p_{lab}" for lab in LABELS]].to_numpy(float)
+        gold = preds[s]["gold"].map(LABEL2ID).to_numpy()
+        for name, temperature in (("before", 1.0), ("after", t), ("fold models' T", t_folds)):
+            sc = scores(scaled(probs, temperature), gold)
+            sc["gap"] = 100 * float(scaled(probs, temperature).max(1).mean() - (probs.argmax(1) == gold).mean())
+            per_seed[name].append(sc)
+    summary = {}
+    for name, runs in per_seed.items():
+        summary[name] = {}
+        for key in runs[0]:
+            v = np.array([r[key] for r in runs])
+            half = float(sps.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+            summary[name][key] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                                  "low": float(v.mean() - half), "high": float(v.mean() + half)}
+    test = preds[seed]
     probs = test[[f"p_{lab}" for lab in LABELS]].to_numpy(float)
-    test_gold = test["gold"].map(LABEL2ID).to_numpy()
-    save_figure(reliability_figure(probs, scaled(probs, t), test_gold), params, "calibration_reliability")
-    return {"temperature": round(t, 4), "fitted_on": f"{len(labels)} out-of-fold predictions of {model}'s "
-            f"{len(folds['oof'])} cross-validation repeat(s) (train + dev; never test)",
-            "ece_before": expected_calibration_error(probs, test_gold),
-            "ece_after": expected_calibration_error(scaled(probs, t), test_gold), "n_test": len(test_gold),
-            # mean confidence minus accuracy after scaling: > 0 over-confident, < 0 under-confident
-            "gap_after": 100 * float(scaled(probs, t).max(1).mean() - (probs.argmax(1) == test_gold).mean())}
+    save_figure(reliability_figure(probs, scaled(probs, t), test["gold"].map(LABEL2ID).to_numpy()), params,
+                "calibration_reliability")
+    return {"temperature": round(t, 4), "fold_temperature": round(t_folds, 4),
+            "fitted_on": f"{len(labels)} cross-fitted out-of-fold predictions of {model} (repeat 0's "
+            f"{protocol_config(params).folds} folds of train + dev, each model trained as the shipped one was; never test)",
+            "n_test": len(test), "seeds": len(protocol_config(params).final_seeds), "test": summary}
 
 
 def by_modality(params: Params, model: str, dataset: str = "single") -> dict[str, dict]:
@@ -192,18 +232,38 @@ square before encoding; text inside images is not read unless the model was trai
 English, 2015-era tweets."""
 
 
+def calibration_summary(c: dict) -> str:
+    """One sentence of what the temperature does on test (README and model card)."""
+    after, before = c["test"]["after"], c["test"]["before"]
+    lean = "over-confident" if after["gap"]["mean"] > 0 else "under-confident"
+    return (f"Scores are temperature-scaled (T = {c['temperature']:.3f}, cross-fitted on train + dev): on test, over "
+            f"{c['seeds']} final seeds, the expected calibration error goes from {before['ece']['mean']:.1f} % to "
+            f"{after['ece']['mean']:.1f} % (95 % interval over seeds {after['ece']['low']:.1f} – {after['ece']['high']:.1f}), "
+            f"and the model stays {lean} by {abs(after['gap']['mean']):.1f} points on average (mean score against "
+            "accuracy); read a score as that close to a probability, no closer.")
+
+
 def calibration_section(c: dict) -> str:
-    effect = ("lowers the expected calibration error" if c["ece_after"] < c["ece_before"]
-              else "does not lower the expected calibration error")
-    lean = "over-confident" if c["gap_after"] > 0 else "under-confident"
+    rows = "\n".join(
+        f"| {name} | {r['ece']['mean']:.2f} ± {r['ece']['std']:.2f} [{r['ece']['low']:.2f}, {r['ece']['high']:.2f}] | "
+        f"{r['nll']['mean']:.3f} ± {r['nll']['std']:.3f} | {r['brier']['mean']:.3f} ± {r['brier']['std']:.3f} | "
+        f"{r['gap']['mean']:+.2f} |" for name, r in (
+            ("no scaling", c["test"]["before"]), (f"T = {c['temperature']:.3f} (cross-fitted; shipped)", c["test"]["after"]),
+            (f"T = {c['fold_temperature']:.3f} (fitted on the CV fold models)", c["test"]["fold models' T"])))
     return f"""## Calibration
 
 `score` and `probabilities` are temperature-scaled: the model's log-probabilities are divided by
-T = {c['temperature']:.3f}, fitted on {c['fitted_on']}, and applied to the shipped final model
-(trained on all of train + dev, so slightly more sure of itself than its fold models). It changes
-how confident the model is, never which label it picks. On the {c['n_test']} test pairs (10
-confidence bins, shipped seed) it {effect}: {c['ece_before']:.1f} % before, {c['ece_after']:.1f} % after;
-afterwards the model is {lean} on average by {abs(c['gap_after']):.1f} points (mean score against accuracy).
+T = {c['temperature']:.3f}, fitted on {c['fitted_on']}, and applied to the shipped final model.
+It changes how confident the model is, never which label it picks. On the {c['n_test']} test pairs,
+each of the {c['seeds']} final seeds scored alone (mean ± std over seeds, 95 % t-interval of the mean
+ECE; ECE over 10 equal-width confidence bins; confidence gap: mean score minus accuracy, > 0 is
+over-confident):
+
+| probabilities | ECE (%) | NLL | Brier | confidence gap (points) |
+|---|---|---|---|---|
+{rows}
+
+{calibration_summary(c)}
 
 ![reliability diagram](../../../reports/figures/calibration_reliability.png)
 
@@ -259,7 +319,7 @@ def run(params: Params, dataset: str = "single") -> dict:
     chosen = ensemble.shipped(decided)
     assets = params.path(ASSETS)
     calibration = calibrate(params, model, seed, dataset)
-    expect = expectations(params, model, by_modality(params, model, dataset))
+    expect = expectations(params, model, by_modality(params, model, dataset)) + "\n\n" + calibration_summary(calibration)
     write_text(params.path("reports/tables/readme_expect.md"), expect + "\n")
     if params.path("README.md").is_file() and "<!-- expect:start -->" in params.path("README.md").read_text("utf-8"):
         replace_block(params.path("README.md"), "expect", expect)

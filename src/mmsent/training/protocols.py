@@ -99,10 +99,15 @@ def protocol_models(params: Params) -> list[str]:
     return names + ([shipped] if shipped not in names else [])
 
 
+def cheema_fold_numbers(params: Params) -> list[int]:
+    """``protocols.cheema_folds``: which of Cheema's 10 folds are run (all by default)."""
+    return [int(f) for f in (params.extra.get("protocols") or {}).get("cheema_folds", range(1, 11))]
+
+
 def run(params: Params) -> dict[str, Any]:
     specs = model_specs(params)
     names = protocol_models(params)
-    cheema_folds = list((params.extra.get("protocols") or {}).get("cheema_folds", range(1, 11)))
+    cheema_folds = cheema_fold_numbers(params)
     jobs = [(name, "agreement", 1, seed) for name in names for seed in seeds(params)]
     jobs += [(name, "cheema", fold, seeds(params)[0]) for name in names for fold in cheema_folds]
     workers = job_workers(params, [specs[n] for n in names], len(jobs))
