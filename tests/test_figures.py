@@ -233,15 +233,19 @@ def test_attention_figure_needs_modality_weights(tiny_params):
         plots.attention_by_class(tiny_params, "no_weights")
 
 
-def test_cv_figure_has_one_point_per_fold_model():
-    rows = [{"model": m, "kept": k, "metrics": {"cv": {"per_fold": {"weighted_f1": list(70 + np.arange(4) + i)},
-                                                      "weighted_f1": {"mean": 71.5 + i, "se": 0.5}}}}
-            for i, (m, k) in enumerate([("a", True), ("b", False)])]
+def test_cv_figure_plots_each_rows_paired_difference_and_the_se_the_rule_reads():
+    from mmsent.training.protocol import Verdict
+
+    start = list(70.0 + np.arange(4))
+    rows = [{"model": "a", "kept": True, "verdict": None, "metrics": {"cv": {"per_fold": {"weighted_f1": start}}}},
+            {"model": "b", "kept": False, "verdict": Verdict(False, 0.5, 0.8), "compared_with": {"model": "a",
+             "scores": start}, "metrics": {"cv": {"per_fold": {"weighted_f1": [x + d for x, d in
+                                                                                  zip(start, [1, 0, 1, 0])]}}}}]
     fig = plots.cv_by_fold(rows)
     ax = fig.axes[0]
-    points = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
-    assert len(points) >= 8
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (kept)", "b"]  # kept in words, not by colour
+    folds = [c.get_offsets() for c in ax.collections if len(c.get_offsets()) == 4]
+    assert len(folds) == 1 and sorted(folds[0][:, 0]) == [0, 0, 1, 1]  # the per-fold differences, not the scores
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b\nvs a"]  # the start is compared with nothing
     assert_legends_outside(fig)
 
 

@@ -46,3 +46,15 @@ def test_replace_dir_swaps_a_folder_and_keeps_the_old_one_if_the_new_one_is_miss
     with pytest.raises(FileNotFoundError):
         replace_dir(tmp_path / "never-built", target)
     assert (target / "new.txt").read_text() == "new"
+
+
+def test_atomic_path_leaves_the_file_with_the_usual_permissions(tmp_path):
+    import os
+    mask = os.umask(0o022)
+    try:
+        target = tmp_path / "report.md"
+        with atomic_path(target) as tmp:
+            tmp.write_text("x")
+        assert target.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)

@@ -2,6 +2,7 @@
 never changes the choice, rewriting fold scores does."""
 
 import json
+import re
 
 from mmsent.serving import ship
 from mmsent.training.specs import model_specs
@@ -52,9 +53,12 @@ def test_ship_copies_the_checkpoint_and_writes_the_card(project, monkeypatch):  
     assert payload["model_name"] == out["model"] == "attention_fusion" and payload["seed"] == out["seed"]
     card = (assets / "MODEL_CARD.md").read_text()
     assert "Levers chosen by cross-validation, never on test" in card and "Intended use and limits" in card
-    # calibrated on out-of-fold predictions, the temperature travels in the checkpoint, ECE in the card
-    assert 0.05 <= payload["temperature"] <= 20 and "out-of-fold" in payload["calibration"]
-    assert "## Calibration" in card and "% before" in card
+    # calibrated on cross-fitted out-of-fold predictions, the temperature travels in the checkpoint; the card has
+    # ECE with an interval over seeds, NLL and Brier, before and after, and the fold models' temperature beside it
+    assert 0.05 <= payload["temperature"] <= 20 and "cross-fitted out-of-fold" in payload["calibration"]
+    assert "## Calibration" in card and "| probabilities | ECE (%) | NLL | Brier |" in card
+    assert "(cross-fitted; shipped)" in card and "(fitted on the CV fold models)" in card and "no scaling" in card
+    assert re.search(r"\| \d+\.\d\d ± \d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\] \| \d\.\d{3} ± ", card)
     assert project.path("reports/figures/calibration_reliability.png").is_file()
     # what to expect, measured: both inputs, text only, image only, per-class F1
     expect = project.path("reports/tables/readme_expect.md").read_text()

@@ -134,6 +134,7 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
             record["kept"] = True
         else:
             record["verdict"] = beats(scores, incumbent["scores"], ratio)
+            record["compared_with"] = {"model": incumbent["model"], "scores": list(incumbent["scores"])}
             record["kept"] = record["verdict"].better and not record["reference"]
         if record["kept"]:
             incumbent = {"model": step["model"], "scores": scores, "spec": spec}

@@ -261,19 +261,26 @@ def attention_by_class(params: Params, model: str, dataset: str = "single"):
 
 
 def cv_by_fold(rows: list[dict]):
-    """Cross-validated held-out weighted F1 of each ablation row, fold by fold (one line per fold,
-    so the paired differences the keep/drop rule reads are visible), and the mean ± corrected SE."""
-    data = pd.DataFrame([{"row": r["model"], "fold": j, "wf1": v} for r in rows
-                         for j, v in enumerate(r["metrics"]["cv"]["per_fold"]["weighted_f1"])])
-    order = list(dict.fromkeys(data["row"]))
-    fig, ax = figure(height=1.0 + 0.32 * len(order))
-    sns.lineplot(data, x="wf1", y="row", units="fold", estimator=None, sort=False, color="0.75", lw=0.7, ax=ax)
-    sns.stripplot(data, x="wf1", y="row", order=order, color="0.45", size=3, jitter=False, ax=ax)
-    means = [r["metrics"]["cv"]["weighted_f1"] for r in rows]
-    ax.errorbar([m["mean"] for m in means], range(len(order)), xerr=[m["se"] for m in means], fmt="D",
-                color=sns.color_palette("colorblind")[3], capsize=3, label="mean ± corrected SE")
-    tags = [" (kept)" if r["kept"] else " (reference)" if r.get("reference") else "" for r in rows]
-    ax.set_yticks(range(len(order)), [n + tag for n, tag in zip(order, tags)])
-    ax.set(xlabel="held-out weighted F1 (%), each fold model (grey)", ylabel="")
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, borderaxespad=0.2)
+    """What the keep rule reads, per ablation row: the paired difference of its held-out weighted F1
+    from the configuration it was compared with, fold by fold (grey), their mean and the corrected SE
+    the rule compares it with (a row is kept when its mean lies right of its SE mark)."""
+    compared = [r for r in rows if r.get("verdict") is not None and r.get("compared_with")]
+    fig, ax = figure(height=1.2 + 0.36 * max(len(compared), 1))
+    colours = sns.color_palette("colorblind")
+    for y, r in enumerate(compared):
+        diffs = np.asarray(r["metrics"]["cv"]["per_fold"]["weighted_f1"]) - np.asarray(r["compared_with"]["scores"])
+        ax.scatter(diffs, np.full(len(diffs), y), s=9, color="0.6", zorder=2)
+        v = r["verdict"]
+        ax.errorbar([v.difference], [y], xerr=[v.se], fmt="D", color=colours[3], capsize=3, zorder=3)
+        ax.plot([v.se], [y], "|", color=colours[0], ms=12, mew=1.6, zorder=4)
+    ax.errorbar([], [], xerr=[], fmt="D", color=colours[3], capsize=3, label="mean paired Δ ± corrected SE")
+    ax.plot([], [], "|", color=colours[0], ms=12, mew=1.6, label="keep threshold (Δ > SE)")
+    ax.scatter([], [], s=9, color="0.6", label="one fold")
+    ax.axvline(0, color="grey", lw=0.8, ls=":")
+    tags = [" (kept)" if r["kept"] else " (reference)" if r.get("reference") else "" for r in compared]
+    ax.set_yticks(range(len(compared)), [f"{r['model']}{t}\nvs {r['compared_with']['model']}"
+                                         for r, t in zip(compared, tags)], fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel="held-out weighted F1 difference (points)\nrow − the configuration it was compared with", ylabel="")
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, borderaxespad=0.2, ncol=3, fontsize=7)
     return fig

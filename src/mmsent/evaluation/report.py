@@ -155,7 +155,7 @@ def shipped_lines(params: Params, df: pd.DataFrame) -> list[str]:
              *[f"- {g}" for g in gaps], "",
              markdown_table(pd.DataFrame(ANCHORS)), "",
              _img("shipped_confusion", params, f"{shipped}: test confusion matrix"), "",
-             _img("shipped_attention_weights", params, f"{shipped}: attention weight on each input"), ""]
+             attention_figure(params, shipped), ""]
     return lines
 
 
@@ -195,6 +195,17 @@ def thesis_lines(params: Params) -> list[str]:
         "(results.md), which tests nothing about the thesis's model.", ""]
 
 
+# the fusion stage draws one model's attention weights (notebooks/04_fusion.ipynb); drawn once, shown here
+ATTENTION_FIGURE = ("attention_fusion", "fusion_attention_weights")
+
+
+def attention_figure(params: Params, shipped: str) -> str:
+    model, name = ATTENTION_FIGURE
+    if shipped != model:
+        return f"(The fusion stage draws `{model}`'s attention weights, not `{shipped}`'s: reports/notebooks/04_fusion.ipynb.)"
+    return _img(name, params, f"{shipped}: attention weight on each input")
+
+
 def draw_figures(params: Params, sig: pd.DataFrame, examples: pd.DataFrame, fusion: str) -> None:
     if not sig.empty:
         plots.save_figure(comparisons_figure(sig), params, "report_comparisons")
@@ -203,10 +214,6 @@ def draw_figures(params: Params, sig: pd.DataFrame, examples: pd.DataFrame, fusi
     shipped = read_chain(params).get("kept")
     if shipped:
         plots.save_figure(plots.model_confusion(params, shipped), params, "shipped_confusion")
-        try:
-            plots.save_figure(plots.attention_by_class(params, shipped), params, "shipped_attention_weights")
-        except ValueError:  # a shipped family without modality weights
-            pass
 
 
 def tuning_lines(params: Params) -> list[str]:

@@ -321,7 +321,7 @@ def family_table(params: Params, alpha: float = 0.05, reps: int = 10000) -> pd.D
 
 def runs_text(row) -> str:
     if row.protocol == "cheema":  # one model per fold, each scoring its own test part
-        return f"one model per fold, {row.folds} folds (tested on the per-fold differences)"
+        return f"one model per fold, {int(row.folds)} folds (tested on the per-fold differences)"
 
     def one(n: int, deterministic: bool) -> str:
         return "1 (deterministic)" if deterministic else str(n)
