@@ -112,6 +112,14 @@ def protocols(params: Optional[Path] = ParamsOpt, profile: Optional[str] = Profi
 
 
 @app.command()
+def nested(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
+    """Nested CV of one tuned model (nested.model): how far tuning on the folds inflates its CV score."""
+    from mmsent.training import nested as stage
+
+    typer.echo(json.dumps(stage.run(load_params(params, profile=profile))))
+
+
+@app.command()
 def ship(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """Copy the configuration the ablation kept (by cross-validation) into the package, with its model card."""
     from mmsent.serving import ship as stage

@@ -14,6 +14,7 @@ from mmsent.data.labels import LABELS
 from mmsent.evaluation.metrics import fmt, fmt_interval, markdown_table
 from mmsent.io import read_json, replace_block, write_text
 from mmsent.paths import METRICS_DIR
+from mmsent.training import nested
 from mmsent.training.protocol import protocol_config
 from mmsent.training.specs import model_specs
 
@@ -149,6 +150,10 @@ def cv_estimators(params: Params, df: pd.DataFrame) -> str:
                f"harder for these models than the held-out folds of train + dev, whatever was tuned on them. The final "
                f"models, trained on all of train + dev, score {-refit.mean():+.2f} against the fold models on the same "
                "test pairs: the refit " + ("gains" if refit.mean() < 0 else "loses") + " that much.")
+    measured = nested.load(params)
+    if measured is not None:
+        row = sub[sub["model"] == measured["model"]]
+        summary += " " + nested.sentence(measured, float(pairs[row.index[0]]) if len(row) else None)
     return table.to_markdown(index=False) + "\n\n" + summary
 
 

@@ -141,18 +141,22 @@ def inner_split(labels: np.ndarray, rows: np.ndarray, fraction: float, seed: int
 
 def run_fold(params: Params, spec: ModelSpec, dataset: str, config, data: dict[str, TensorData],
              held: np.ndarray, seed: int, overrides: dict[str, Any] | None = None,
-             save: bool = False) -> dict[str, Any]:
+             save: bool = False, pool: np.ndarray | None = None) -> dict[str, Any]:
     """One fold model (fold number ``seed``): trains on the pool less ``held`` less an inner
     stratified split (``protocol.inner_fraction`` of the rest), which picks its epoch; then its
     scores (%) and probabilities on ``held``, untouched by any choice, and, when ``data`` has a test
     part, its test probabilities. ``save``: write it as ``fold<j>.pt`` beside the final models.
 
     ``held`` is also scored after every epoch, for the record only: ``selected_on_held`` is what the
-    earlier estimator reported (the best of those epochs), so the two can be compared."""
+    earlier estimator reported (the best of those epochs), so the two can be compared.
+
+    ``pool``: the rows of ``data["train"]`` the fold model may learn from (default all; nested CV
+    passes an outer fold's training part, ``held`` then being an inner fold inside it)."""
     fold = seed
     start = time.perf_counter()
-    stop = inner_split(data["train"].labels.numpy(), ~held, protocol_config(params).inner_fraction, fold)
-    fold_data = {**data, "train": with_augment(data, ~held & ~stop), "dev": data["train"].subset(stop)}
+    usable = ~held if pool is None else pool & ~held
+    stop = inner_split(data["train"].labels.numpy(), usable, protocol_config(params).inner_fraction, fold)
+    fold_data = {**data, "train": with_augment(data, usable & ~stop), "dev": data["train"].subset(stop)}
     held_data = data["train"].subset(held)
     model, history = train_once(params, spec, config, fold_data, seed, train_overrides=overrides, dataset=dataset,
                                 watch=held_data)

@@ -58,7 +58,7 @@ def plan(params_path: Path, out_dir: Path) -> list[tuple[str, Callable[[], Any]]
     from mmsent.data import ocr
     from mmsent.data import prepare
     from mmsent.training import protocol
-    from mmsent.training import protocols
+    from mmsent.training import nested, protocols
     from mmsent.evaluation import results
 
     def p():
@@ -69,6 +69,7 @@ def plan(params_path: Path, out_dir: Path) -> list[tuple[str, Callable[[], Any]]
             ("features", lambda: features.run(p(), progress=False)), ("folds", lambda: protocol.run(p())),
             nb("01_data"), nb("05_tuning"), nb("02_text_baselines"), nb("03_image_baselines"), nb("04_fusion"),
             ("ablation", lambda: ablation.run(p())), ("protocols", lambda: protocols.run(p())),
+            ("nested", lambda: nested.run(p())),
             ("results", lambda: results.build(p())), nb("06_statistics"), nb("07_report")]
 
 
