@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mmsent.io import CacheCorruptError, atomic_path, load_arrays, save_arrays, write_text
+from mmsent.io import UMASK, CacheCorruptError, atomic_path, load_arrays, save_arrays, write_text
 
 
 def test_crash_while_writing_keeps_the_old_file(tmp_path):
@@ -49,12 +49,10 @@ def test_replace_dir_swaps_a_folder_and_keeps_the_old_one_if_the_new_one_is_miss
 
 
 def test_atomic_path_leaves_the_file_with_the_usual_permissions(tmp_path):
-    import os
-    mask = os.umask(0o022)
-    try:
-        target = tmp_path / "report.md"
-        with atomic_path(target) as tmp:
-            tmp.write_text("x")
-        assert target.stat().st_mode & 0o777 == 0o644
-    finally:
-        os.umask(mask)
+    plain = tmp_path / "plain.md"
+    plain.write_text("x")  # the mode an ordinary write gives under this process's umask
+    target = tmp_path / "report.md"
+    with atomic_path(target) as tmp:
+        tmp.write_text("x")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert target.stat().st_mode & 0o777 == 0o666 & ~UMASK  # not mkstemp's 0600

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from mmsent.evaluation import stats
-from mmsent.evaluation.stats import Runs, bootstrap_test, distinct, two_level_bootstrap
+from mmsent.evaluation import paired
+from mmsent.evaluation.paired import Runs, bootstrap_test, distinct, two_level_bootstrap
 
 
 def test_fast_weighted_f1_equals_scikit_learn():
@@ -115,7 +116,7 @@ def test_family_table_answers_the_declared_questions_only(monkeypatch):
         {"key": "q2", "a": "weak", "b": "weak2", "ask": "?", "why": "w", "protocols": ["clmlf", "agreement"]},
         {"key": "q3", "a": "weak2", "b": "strong", "ask": "?", "why": "w", "protocols": ["clmlf"]}]}}
     monkeypatch.setattr(stats, "load_runs", lambda p, m, d, protocol="clmlf": (
-        stats.distinct(fake[m][0]["id"].tolist(), np.zeros(400, int),
+        paired.distinct(fake[m][0]["id"].tolist(), np.zeros(400, int),
                        np.stack([(f["predicted"] != "positive").astype(int) for f in fake[m].values()]))
         if protocol == "clmlf" else None))
     table = stats.family_table(params, reps=2000)
@@ -139,7 +140,7 @@ def test_fold_level_test_is_the_corrected_t_with_the_true_ratio():
 
     d = np.array([2.0, 4.5, -0.5, 3.0, 1.5, 5.0, 0.5, 2.5, 4.0, 0.3])
     ratio = 451 / 3609
-    test = stats.fold_level_test(d, ratio, family=8)
+    test = paired.fold_level_test(d, ratio, family=8)
     se = np.sqrt((1 / 10 + ratio) * d.var(ddof=1))
     assert test.se == pytest.approx(se) and test.difference == pytest.approx(d.mean())
     assert test.p == pytest.approx(2 * sps.t.sf(d.mean() / se, 9))
@@ -149,7 +150,7 @@ def test_fold_level_test_is_the_corrected_t_with_the_true_ratio():
     assert test.mde == pytest.approx((sps.t.ppf(1 - 0.05 / 16, 9) + sps.t.ppf(0.8, 9)) * se)
     # the interval and the verdict agree, at any family size
     for family in (1, 3, 8, 50):
-        t = stats.fold_level_test(d, ratio, family)
+        t = paired.fold_level_test(d, ratio, family)
         assert t.significant == (t.low > 0 or t.high < 0)
 
 
@@ -171,7 +172,7 @@ def test_cheema_rows_are_tested_on_the_per_fold_differences(monkeypatch):
     params.extra = {"report": {"primary_protocol": "cheema", "questions": [
         {"key": "q", "a": "a", "b": "b", "ask": "?", "why": "w"}]}}
     row = stats.family_table(params, reps=200).iloc[0]
-    diffs = stats.fold_differences(runs["a"], runs["b"], folds)[1]
+    diffs = paired.fold_differences(runs["a"], runs["b"], folds)[1]
     assert row["test"] == "fold-level corrected t" and row["folds"] == 10 and row["primary"]
     assert row["wf1_diff"] == pytest.approx(diffs.mean()) and row["se"] == pytest.approx(
         np.sqrt((1 / 10 + 30 / 240) * diffs.var(ddof=1)))

@@ -20,6 +20,17 @@ from typing import Any, Iterator
 import numpy as np
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# read once, at import: os.umask can only be read by setting it, and setting it while another
+# thread (a server's training job) creates a file would give that file the wrong mode
+UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path; on success it replaces ``target`` atomically."""
@@ -32,16 +43,10 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp_path
         if tmp_path.exists():  # mkstemp makes 0600; a report file should read like any other
-            os.chmod(tmp_path, 0o666 & ~_umask())
+            os.chmod(tmp_path, 0o666 & ~UMASK)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def replace_dir(built: str | Path, target: str | Path) -> Path:

@@ -19,15 +19,13 @@ import yaml
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from mmsent.config import Params
-from mmsent.data.mvsa import load_parts
 from mmsent.io import read_json, write_json
 from mmsent.parallel import run_jobs
 from mmsent.paths import METRICS_DIR
 from mmsent.training.fitting import run_fold, train_workers
-from mmsent.training.inputs import cv_inputs
 from mmsent.training.protocol import held_out, protocol_config
-from mmsent.training.specs import best_path, model_specs
-from mmsent.training.tune import FINISHED, choose_trial, split_values, study, tuning_config
+from mmsent.training.specs import best_path
+from mmsent.training.tune import FINISHED, choose_trial, study, trial_inputs, tuning_config
 
 NESTED_DIR = f"{METRICS_DIR}/nested"
 
@@ -80,14 +78,8 @@ def inner_masks(labels: np.ndarray, outer: np.ndarray, folds: int, seed: int) ->
 def nested_fold(params: Params, model: str, values: dict[str, Any], outer: int, inner: int | None) -> dict[str, Any]:
     """One fold model: inner fold ``inner`` of outer fold ``outer`` (trained on the outer training
     part less that inner fold), or with ``inner=None`` the outer fold model itself."""
-    cfg = tuning_config(params)
-    spec = model_specs(params)[model]
-    dataset = cfg.get("dataset", "single")
-    options, overrides = split_values(values)
-    config, data = cv_inputs(params, spec, dataset, load_parts(params, dataset), options)
-    data.pop("test")  # nested CV reads train + dev only
+    spec, dataset, config, data, train = trial_inputs(params, model, values)
     outer_mask = held_out(params, data["train"].ids, dataset, 1)[outer]
-    train = {**(cfg.get("trial_train") or {}), **overrides}
     if inner is None:
         out = run_fold(params, spec, dataset, config, data, outer_mask, outer, train)
     else:

@@ -18,15 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mmsent.config import Params
-from mmsent.data.mvsa import PARTS, agreement_labels, load_prepared, split_assignment
+from mmsent.data.splits import cheema_fold_numbers, protocol_parts
 from mmsent.evaluation.metrics import aggregate, bootstrap_interval, compute_metrics, write_scores
 from mmsent.io import atomic_path, read_json, write_json
 from mmsent.parallel import run_jobs
 from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR
-from mmsent.paths import PREPARED_DIR
 from mmsent.paths import SCORES_DIR
 from mmsent.training.fitting import job_workers, train_once
 from mmsent.training.inputs import build_inputs
@@ -42,24 +40,6 @@ DESCRIBED = {
     "cheema": "Cheema et al. 10 folds (4,511 pairs, ~3,609 / 451 / 451 each); early stopping on each fold's val, "
               "one model per fold",
 }
-
-
-def protocol_parts(params: Params, scheme: str, fold: int = 1) -> dict[str, pd.DataFrame]:
-    """MVSA-Single's clean pairs cut into train/dev/test by ``scheme`` (agreement or cheema)."""
-    table = load_prepared(params.path(PREPARED_DIR) / "single.parquet")
-    clean = table[table["label_id"].notna()]
-    assign = split_assignment(params.data.root, "single", scheme, fold)
-    missing = sorted(set(assign) - set(clean["id"].astype(str)))
-    if missing:
-        raise ValueError(f"{scheme} split names {len(missing)} pair(s) the cleaning rule dropped, e.g. {missing[:3]}")
-    if scheme == "agreement":
-        stored = agreement_labels(params.data.root)
-        ours = dict(zip(clean["id"].astype(str), clean["label"]))
-        wrong = [i for i in stored if ours[i] != stored[i]]
-        if wrong:
-            raise ValueError(f"{len(wrong)} agreement-split label(s) differ from the cleaning rule's, e.g. {wrong[:3]}")
-    part = clean["id"].astype(str).map(assign)
-    return {name: clean[(part == name).to_numpy()].reset_index(drop=True) for name in PARTS}
 
 
 def protocol_job(params: Params, spec: ModelSpec, scheme: str, fold: int, seed: int) -> dict[str, Any]:
@@ -97,11 +77,6 @@ def protocol_models(params: Params) -> list[str]:
     names = list((params.extra.get("protocols") or {}).get("models", []))
     shipped = kept_model(params)
     return names + ([shipped] if shipped not in names else [])
-
-
-def cheema_fold_numbers(params: Params) -> list[int]:
-    """``protocols.cheema_folds``: which of Cheema's 10 folds are run (all by default)."""
-    return [int(f) for f in (params.extra.get("protocols") or {}).get("cheema_folds", range(1, 11))]
 
 
 def run(params: Params) -> dict[str, Any]:

@@ -161,14 +161,21 @@ def trial_count(params: Params, model: str) -> int:
 def trial_fold(params: Params, model: str, values: dict[str, Any], fold: int) -> dict[str, Any]:
     """One fold model of one trial, trained on the trial's ``values`` (a job of its own, so the
     stage can spread every study's fold models over the cores)."""
+    spec, dataset, config, data, train = trial_inputs(params, model, values)
+    mask = held_out(params, data["train"].ids, dataset, int(tuning_config(params).get("repeats", 1)))[fold]
+    return run_fold(params, spec, dataset, config, data, mask, fold, train)
+
+
+def trial_inputs(params: Params, model: str, values: dict[str, Any]):
+    """What a fold model of a trial with ``values`` trains from: (spec, dataset, config, train + dev
+    data without test, train settings: tuning's ``trial_train`` under the trial's own)."""
     cfg = tuning_config(params)
     spec = model_specs(params)[model]
     dataset = cfg.get("dataset", "single")
     options, overrides = split_values(values)
     config, data = cv_inputs(params, spec, dataset, load_parts(params, dataset), options)
     data.pop("test")  # never read by a trial
-    mask = held_out(params, data["train"].ids, dataset, int(cfg.get("repeats", 1)))[fold]
-    return run_fold(params, spec, dataset, config, data, mask, fold, {**(cfg.get("trial_train") or {}), **overrides})
+    return spec, dataset, config, data, {**(cfg.get("trial_train") or {}), **overrides}
 
 
 def fold_count(params: Params) -> int:
