@@ -1,6 +1,8 @@
 """The ablation report on a tiny project: keep decisions by cross-validation with the noise-aware
 rule, ensembles, de-duplicated test."""
 
+from mmsent.paths import RunPaths
+from mmsent import sections
 import itertools
 import json
 
@@ -14,18 +16,18 @@ from test_experiments import project  # noqa: F401
 
 
 def test_ablation_rows_ensembles_and_dedup(project, monkeypatch):  # noqa: F811
-    project.extra["models"]["fusion_aux"] = {
+    project.models["fusion_aux"] = {
         "family": "attention_fusion", "group": "ablation", "inputs": {"text": "fake_text", "image": "fake_image"},
         "options": {"d_model": 8, "hidden": [8], "aux_weight": 0.5}}
-    project.extra["ablation"] = {"rows": [{"lever": "attention", "model": "attention_fusion"},
+    project.ablation = sections.AblationConfig(**{"rows": [{"lever": "attention", "model": "attention_fusion"},
                                           {"lever": "+ aux heads", "model": "fusion_aux"},
-                                          {"lever": "not trained yet", "model": "absent"}]}
+                                          {"lever": "not trained yet", "model": "absent"}]})
     for name in ("attention_fusion", "fusion_aux"):
         run_model(project, model_specs(project)[name])
-    base = json.loads(project.path("metrics/attention_fusion_single.json").read_text())["cv"]["per_fold"]["weighted_f1"]
+    base = json.loads(RunPaths(project).record("attention_fusion", "single").read_text())["cv"]["per_fold"]["weighted_f1"]
 
     def set_folds(scores):
-        path = project.path("metrics/fusion_aux_single.json")
+        path = RunPaths(project).record("fusion_aux", "single")
         m = json.loads(path.read_text())
         m["cv"]["per_fold"]["weighted_f1"] = scores
         path.write_text(json.dumps(m))
@@ -45,25 +47,26 @@ def test_ablation_rows_ensembles_and_dedup(project, monkeypatch):  # noqa: F811
 
 
 def test_multitask_lever_reaches_the_trained_model(project):  # noqa: F811
-    project.extra["models"]["fusion_aux"] = {
+    project.models["fusion_aux"] = {
         "family": "attention_fusion", "group": "ablation", "inputs": {"text": "fake_text", "image": "fake_image"},
         "options": {"d_model": 8, "hidden": [8], "aux_weight": 0.5}}
     run_model(project, model_specs(project)["fusion_aux"])
     from mmsent.training.loop import load_checkpoint
 
-    model, payload = load_checkpoint(project.path("models/fusion_aux/single/seed0.pt"))
+    model, payload = load_checkpoint(RunPaths(project).checkpoint("fusion_aux", "single", 0))
     assert payload["config"]["aux_weight"] == 0.5 and hasattr(model, "aux")
 
 
 def test_only_trains_the_named_levers_and_leaves_the_other_rows_results(project):  # noqa: F811
     for name in ("lever_a", "lever_b"):
-        project.extra["models"][name] = {
+        project.models[name] = {
             "family": "attention_fusion", "group": "ablation", "inputs": {"text": "fake_text", "image": "fake_image"},
             "options": {"d_model": 8, "hidden": [8]}}
-    project.extra["ablation"] = {"rows": [{"lever": "a", "model": "lever_a"}, {"lever": "b", "model": "lever_b"}]}
-    metrics = project.path("metrics")
+    project.ablation = sections.AblationConfig(**{
+        "rows": [{"lever": "a", "model": "lever_a"}, {"lever": "b", "model": "lever_b"}]})
     ablation.run(project, only=["lever_b"])
-    assert not (metrics / "lever_a_single.json").exists() and (metrics / "lever_b_single.json").is_file()
+    paths = RunPaths(project)
+    assert not paths.record("lever_a", "single").exists() and paths.record("lever_b", "single").is_file()
     with pytest.raises(KeyError, match="not ablation models"):
         ablation.run(project, only=["attention_fusion"])  # a fusion-stage model, not an ablation lever
 
@@ -75,10 +78,10 @@ def test_forward_selection_builds_each_lever_on_the_configuration_kept_so_far(pr
     from mmsent.training.protocol import Verdict
     from mmsent.training.specs import read_chain
 
-    project.extra["ablation"] = {"rows": [
+    project.ablation = sections.AblationConfig(**{"rows": [
         {"lever": "attention", "model": "attention_fusion"},
         {"lever": "+ aux heads", "model": "lever_aux", "adds": {"options": {"aux_weight": 0.5}}},
-        {"lever": "+ more dropout", "model": "lever_dropout", "adds": {"options": {"dropout": 0.2}}}]}
+        {"lever": "+ more dropout", "model": "lever_dropout", "adds": {"options": {"dropout": 0.2}}}]})
     run_model(project, model_specs(project)["attention_fusion"])
     verdicts = itertools.cycle([keep_first, True])  # the rule on lever_aux, then lever_dropout, in every walk
     monkeypatch.setattr(ablation, "beats", lambda *a: Verdict(next(verdicts), 1.0, 0.5))
@@ -103,12 +106,13 @@ def test_forward_selection_builds_each_lever_on_the_configuration_kept_so_far(pr
     assert chain["levers_kept"] == (["+ aux heads"] if keep_first else []) + ["+ more dropout"]
     from mmsent.training.loop import load_checkpoint
 
-    _, payload = load_checkpoint(project.path("models/lever_dropout/single/seed0.pt"))
+    _, payload = load_checkpoint(RunPaths(project).checkpoint("lever_dropout", "single", 0))
     assert (payload["config"].get("aux_weight", 0) == 0.5) is keep_first
 
 
 def test_a_lever_row_needs_a_kept_configuration_before_it(project):  # noqa: F811
-    project.extra["ablation"] = {"rows": [{"lever": "x", "model": "lever_x", "adds": {"options": {"dropout": 0.2}}}]}
+    project.ablation = sections.AblationConfig(**{
+        "rows": [{"lever": "x", "model": "lever_x", "adds": {"options": {"dropout": 0.2}}}]})
     with pytest.raises(ValueError, match="no row before it was kept"):
         ablation.run(project)
 
@@ -118,14 +122,14 @@ def test_a_lever_that_needs_another_family_is_reported_not_trained(project):  # 
     configuration of another family: the row says so, and the walk goes on."""
     from mmsent.training.specs import read_chain
 
-    project.extra["ablation"] = {"rows": [
+    project.ablation = sections.AblationConfig(**{"rows": [
         {"lever": "attention", "model": "attention_fusion"},
         {"lever": "+ a concat-only trick", "model": "lever_concat", "needs_family": "concat_fusion",
-         "adds": {"options": {"dropout": 0.2}}}]}
+         "adds": {"options": {"dropout": 0.2}}}]})
     run_model(project, model_specs(project)["attention_fusion"])
     md = ablation.run(project).read_text()
     assert "not applicable: needs concat_fusion" in md and "nan" not in md.split()
-    assert not project.path("metrics/lever_concat_single.json").exists()
+    assert not RunPaths(project).record("lever_concat", "single").exists()
     row = {r["model"]: r for r in read_chain(project)["rows"]}["lever_concat"]
     assert row["kept"] is False and "needs concat_fusion" in row["skipped"]
 
@@ -135,14 +139,14 @@ def test_a_reference_row_is_compared_but_never_kept(project, monkeypatch):  # no
     folds: the start is a fixed declaration, so no rerun can flip it."""
     from mmsent.training.specs import describe_kept, read_chain
 
-    project.extra["models"]["fusion_ref"] = dict(project.extra["models"]["attention_fusion"])
-    project.extra["ablation"] = {"rows": [
+    project.models["fusion_ref"] = dict(project.models["attention_fusion"])
+    project.ablation = sections.AblationConfig(**{"rows": [
         {"lever": "attention (declared start)", "model": "attention_fusion"},
         {"lever": "reference: another head", "model": "fusion_ref", "reference": True},
-        {"lever": "+ more dropout", "model": "lever_dropout", "adds": {"options": {"dropout": 0.2}}}]}
+        {"lever": "+ more dropout", "model": "lever_dropout", "adds": {"options": {"dropout": 0.2}}}]})
     for name in ("attention_fusion", "fusion_ref"):
         run_model(project, model_specs(project)[name])
-    path = project.path("metrics/fusion_ref_single.json")
+    path = RunPaths(project).record("fusion_ref", "single")
     m = json.loads(path.read_text())
     m["cv"]["per_fold"]["weighted_f1"] = [v + 20.0 for v in m["cv"]["per_fold"]["weighted_f1"]]
     path.write_text(json.dumps(m))
@@ -154,6 +158,6 @@ def test_a_reference_row_is_compared_but_never_kept(project, monkeypatch):  # no
     assert {r["model"]: r["built_on"] for r in chain["rows"]}["lever_dropout"] == "attention_fusion"
     assert chain["start"] == "attention (declared start)" and "fusion_ref" != chain["kept"]
     assert describe_kept(chain) in md
-    project.extra["ablation"]["rows"] = project.extra["ablation"]["rows"][1:]
+    project.ablation.rows = project.ablation.rows[1:]
     with pytest.raises(ValueError, match="is a reference but no row before it was kept"):
         ablation.decide(project)

@@ -87,9 +87,9 @@ def test_the_ablation_report_says_what_the_adapted_encoder_was_trained_on(projec
     write_json(project.path("weights/adapted") / adapt.SUMMARY, {
         "config": {"epochs": 1, "lr": 3e-5}, "texts": 1234, "removed_as_single_dev_test": 5,
         "label_counts": {"positive": 700, "neutral": 500, "negative": 34}, "seconds": 420.0, "device": "cpu"})
-    project.extra["models"]["adapted"] = {"family": "attention_fusion", "group": "ablation",
+    project.models["adapted"] = {"family": "attention_fusion", "group": "ablation",
                                           "inputs": {"text": "st:weights/adapted", "image": "efficientnet_lite0"}}
-    project.extra["models"]["adapted_tuned"] = {"family": "finetune_fusion", "group": "ablation",
+    project.models["adapted_tuned"] = {"family": "finetune_fusion", "group": "ablation",
                                                 "inputs": {"text": "st:weights/adapted", "image": "efficientnet_lite0"}}
     text = "\n".join(adapt_lines(project, pd.DataFrame({"model": ["adapted", "attention_fusion", "adapted_tuned"]})))
     assert "`adapted` reads it frozen" in text and "1234 MVSA-Multiple text labels" in text and "7.0 min" in text

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from mmsent.paths import RunPaths
 from mmsent.training import fitting
 from mmsent.features import cache as features
 from mmsent.data import prepare
@@ -52,7 +53,7 @@ def augmented(project):  # noqa: F811
     X = np.where(ok[:, None], 7.0, 0.0).astype(np.float32) * np.ones((len(ids), 6), np.float32)
     save_arrays(feature_path(project, "fake_text", "single_aug-back_translation"), meta={"encoder": "fake_text"},
                 ids=ids, X=X, ok=ok)
-    project.extra["models"]["augmented"] = dict(project.extra["models"]["attention_fusion"], augment="back_translation")
+    project.models["augmented"] = dict(project.models["attention_fusion"], augment="back_translation")
     return project
 
 
@@ -82,7 +83,7 @@ def test_every_training_set_has_the_augmented_rows_and_no_held_out_or_test_one(a
 def test_as_views_the_translations_ride_beside_their_pairs_in_every_training_set(augmented, monkeypatch):
     from mmsent.training.loop import VIEW, VIEW_OK
 
-    augmented.extra["models"]["viewed"] = dict(augmented.extra["models"]["augmented"], augment_as="view",
+    augmented.models["viewed"] = dict(augmented.models["augmented"], augment_as="view",
                                                train={"view_contrastive_weight": 0.1})
     parts = load_parts(augmented, "single")
     seen = []
@@ -101,7 +102,7 @@ def test_as_views_the_translations_ride_beside_their_pairs_in_every_training_set
         assert inputs[VIEW_OK].all() and (inputs[VIEW + "text"] == 7.0).all() and not (inputs["text"] == 7.0).all()
         assert VIEW + "image" not in inputs and cfg.view_contrastive_weight == 0.1
     assert len(seen[-1][0]) == pool
-    augmented.extra["models"]["bad_view"] = dict(augmented.extra["models"]["augmented"], augment_as="copies")
+    augmented.models["bad_view"] = dict(augmented.models["augmented"], augment_as="copies")
     with pytest.raises(ValueError, match="pairs or view"):
         model_specs(augmented)
 
@@ -111,10 +112,10 @@ def test_the_lever_changes_the_model(augmented):
 
     for name in ("augmented", "attention_fusion"):
         run_model(augmented, model_specs(augmented)[name])
-    a, b = (load_checkpoint(augmented.path(f"models/{n}/single/seed0.pt"))[1]["state_dict"]
+    a, b = (load_checkpoint(RunPaths(augmented).checkpoint(n, "single", 0))[1]["state_dict"]
             for n in ("augmented", "attention_fusion"))
     assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)  # same seed, other training data
-    bad = dict(augmented.extra["models"]["lstm"], augment="back_translation")
-    augmented.extra["models"]["bad"] = bad
+    bad = dict(augmented.models["lstm"], augment="back_translation")
+    augmented.models["bad"] = bad
     with pytest.raises(ValueError, match="augment works for heads"):
         run_model(augmented, model_specs(augmented)["bad"])

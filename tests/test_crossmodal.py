@@ -87,7 +87,7 @@ def test_the_protocol_feeds_token_and_region_caches(tmp_path, tiny_root):
     from conftest import write_params
 
     params = load_params(write_params(tmp_path / "p", tiny_root, train={"epochs": 2, "batch_size": 4, "device": "cpu"}))
-    params.extra["models"] = {"cross": {
+    params.models = {"cross": {
         "family": "crossmodal_fusion", "group": "ablation",
         "inputs": {"text": "f_text", "image": "f_image", "tokens": "f_tokens", "regions": "f_regions"},
         "options": {"d_model": 8, "hidden": [8], "cross_dim": 8, "cross_heads": 2}}}

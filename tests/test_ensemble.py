@@ -1,6 +1,8 @@
 """Ensembles are scored on the fold models' out-of-fold probabilities, never on test, and ship as
 one checkpoint that predicts what was scored."""
 
+from mmsent.paths import RunPaths
+from mmsent import sections
 import numpy as np
 import pytest
 import torch
@@ -18,7 +20,7 @@ from test_experiments import project  # noqa: F401
 
 
 def _trained(project, names=("attention_fusion", "concat_fusion")):  # noqa: F811
-    project.extra["models"]["concat_fusion"] = {"family": "concat_fusion", "group": "fusion",
+    project.models["concat_fusion"] = {"family": "concat_fusion", "group": "fusion",
                                                 "inputs": {"text": "fake_text", "image": "fake_image"},
                                                 "options": {"hidden": [8]}}
     for name in names:
@@ -28,7 +30,7 @@ def _trained(project, names=("attention_fusion", "concat_fusion")):  # noqa: F81
 
 def test_out_of_fold_probabilities_reproduce_the_cv_fold_scores(project):  # noqa: F811
     _trained(project, ("attention_fusion",))
-    cv = read_json(project.path("metrics/attention_fusion_single.json"))["cv"]
+    cv = read_json(RunPaths(project).record("attention_fusion", "single"))["cv"]
     folds = ensemble.load_folds(project, "attention_fusion")
     assert folds["oof"].shape[:2] == (1, len(folds["ids"])) and not np.isnan(folds["oof"]).any()
     assert folds["test"].shape[0] == 2  # one test prediction per fold model
@@ -71,11 +73,11 @@ def test_the_shipped_checkpoint_predicts_the_averaged_fold_models(project):  # n
 
 def test_choosing_an_ensemble_never_reads_test(project, monkeypatch):  # noqa: F811
     _trained(project)
-    project.extra["ensemble"] = {"candidates": [{"name": "bag", "members": ["kept"], "bag": True},
-                                                {"name": "family", "members": ["kept", "concat_fusion"]}]}
+    project.ensemble = sections.EnsembleConfig(**{"candidates": [{"name": "bag", "members": ["kept"], "bag": True},
+                                                {"name": "family", "members": ["kept", "concat_fusion"]}]})
     before = [(c["name"], c["kept"], c["scores"].tolist()) for c in ensemble.decide(project, "attention_fusion")]
     for m in ("attention_fusion", "concat_fusion"):  # scramble every test prediction the candidates have
-        path = project.path(f"data/predictions/{m}/single/folds.npz")
+        path = (RunPaths(project).predictions(m, "single") / "folds.npz")
         z = dict(np.load(path))
         z["test"] = np.random.default_rng(0).random(z["test"].shape).astype(np.float32)
         np.savez_compressed(path, **z)
@@ -85,9 +87,9 @@ def test_choosing_an_ensemble_never_reads_test(project, monkeypatch):  # noqa: F
 
 def test_ship_writes_the_ensemble_when_it_beats_the_single_configuration(project, monkeypatch):  # noqa: F811
     _trained(project)
-    project.extra["ablation"] = {"rows": [{"lever": "attention", "model": "attention_fusion"}]}
-    project.extra["ensemble"] = {"ship": True,
-                                 "candidates": [{"name": "the bag", "members": ["kept", "concat_fusion"], "bag": True}]}
+    project.ablation = sections.AblationConfig(**{"rows": [{"lever": "attention", "model": "attention_fusion"}]})
+    project.ensemble = sections.EnsembleConfig(**{"ship": True,
+                                 "candidates": [{"name": "the bag", "members": ["kept", "concat_fusion"], "bag": True}]})
     single = ensemble.fold_scores(project, ["attention_fusion"], False)
     real = ensemble.fold_scores
     # a candidate that wins on every fold by 5 points, whatever the tiny data say
@@ -127,8 +129,9 @@ def test_declared_not_to_ship_an_ensemble_is_reported_and_never_chosen(project, 
     from mmsent.workflow import reproduce
 
     _trained(project)
-    project.extra["ablation"] = {"rows": [{"lever": "attention", "model": "attention_fusion"}]}
-    project.extra["ensemble"] = {"candidates": [{"name": "the bag", "members": ["kept", "concat_fusion"], "bag": True}]}
+    project.ablation = sections.AblationConfig(**{"rows": [{"lever": "attention", "model": "attention_fusion"}]})
+    project.ensemble = sections.EnsembleConfig(**{
+        "candidates": [{"name": "the bag", "members": ["kept", "concat_fusion"], "bag": True}]})
     single = ensemble.fold_scores(project, ["attention_fusion"], False)
     real = ensemble.fold_scores
     monkeypatch.setattr(ensemble, "fold_scores", lambda p, members, bag, dataset="single":
@@ -144,7 +147,7 @@ def test_declared_not_to_ship_an_ensemble_is_reported_and_never_chosen(project, 
         reproduce.ensemble_readings(declared, declared)
     assert ship.run(project)["ensemble"] is None
     assert load_checkpoint(project.path(ship.ASSETS) / "default_model.pt")[1]["family"] == "attention_fusion"
-    project.extra["ensemble"]["ship"] = True  # the same scores, allowed to ship: the rule chooses
+    project.ensemble.ship = True  # the same scores, allowed to ship: the rule chooses
     allowed = reproduce.choices(project)
     assert allowed["ensembles"] == {"the bag": True}
     assert reproduce.ensemble_readings(allowed, allowed) == []  # a choice now: counted, not shown apart

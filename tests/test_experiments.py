@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mmsent.paths import RunPaths
 from mmsent.data import prepare
 from mmsent.training import protocol
 from mmsent.evaluation import results
@@ -67,10 +68,10 @@ def test_run_model_writes_metrics_predictions_and_checkpoints(project, name):
     out = run_model(project, model_specs(project)[name])["single"]
     assert out["seeds"] == 2 and len(out["per_seed"]) == 2
     assert "MVSA-Single clmlf test split, n=2" in out["measured_on"]
-    assert read_json(project.path(f"metrics/{name}_single.json"))["accuracy"] == out["accuracy"]
-    preds = project.path(f"data/predictions/{name}/single/seed1.csv")
+    assert read_json(RunPaths(project).record(name, "single"))["accuracy"] == out["accuracy"]
+    preds = (RunPaths(project).predictions(name, "single") / "seed1.csv")
     assert preds.is_file() and "p_positive" in preds.read_text().splitlines()[0]
-    ckpt = project.path(f"models/{name}/single/seed0.pt")
+    ckpt = RunPaths(project).checkpoint(name, "single", 0)
     if name == "majority":
         assert not ckpt.exists()
     else:
@@ -103,7 +104,7 @@ def test_train_per_dataset_overrides_that_dataset_only(project):
     assert train_config(project, spec, "single").epochs == 1
     assert train_config(project, spec, "multiple").epochs == train_config(project, spec).epochs == 3
     run_model(project, spec)
-    history = project.path("metrics/history/text_head_single.csv").read_text().splitlines()
+    history = RunPaths(project).history("text_head", "single").read_text().splitlines()
     assert len(history) == 1 + 2  # header + one epoch for each of the 2 seeds
     spec.train_per_dataset = {"singel": {"epochs": 1}}
     with pytest.raises(ValueError, match="singel"):
@@ -112,8 +113,8 @@ def test_train_per_dataset_overrides_that_dataset_only(project):
 
 def test_the_numbers_dvc_metrics_shows_are_the_records(project):
     run_model(project, model_specs(project)["attention_fusion"])
-    record = read_json(project.path("metrics/attention_fusion_single.json"))
-    scores = read_json(project.path("metrics/scores/attention_fusion_single.json"))
+    record = read_json(RunPaths(project).record("attention_fusion", "single"))
+    scores = read_json(RunPaths(project).score("attention_fusion", "single"))
     assert all(isinstance(v, (int, float)) for v in scores.values())  # numbers only: one short row each
     assert scores["wf1"] == round(record["weighted_f1"]["mean"], 2)
     assert scores["acc_std"] == round(record["accuracy"]["std"], 2)

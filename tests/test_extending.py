@@ -2,6 +2,8 @@
 (tests/plugin_family.py), registered where it is defined, taken through cross-validation, final
 seeds, the results table, the statistics and Pipeline.load, with one params.yaml entry."""
 
+from mmsent.paths import RunPaths
+from mmsent import sections
 import numpy as np
 
 from mmsent.config import load_params
@@ -30,27 +32,27 @@ def test_a_family_defined_elsewhere_goes_through_the_whole_protocol(project, tmp
     assert FAMILIES["gated_fusion"].cross_validated and FAMILIES["gated_fusion"].servable
     _real_encoder_caches(project)
     # the one params.yaml entry
-    project.extra["models"]["gated"] = {"family": "gated_fusion", "group": "fusion",
+    project.models["gated"] = {"family": "gated_fusion", "group": "fusion",
                                         "inputs": {"text": "vader", "image": "efficientnet_lite0"},
                                         "options": {"d_model": 8}}
     spec = model_specs(project)["gated"]
     assert uses_cv(spec, "single") and spec.modalities == "text + image"
     out = run_model(project, spec)["single"]
     assert len(out["cv"]["per_fold"]["weighted_f1"]) == 2 and out["seeds"] == 2  # folds, then final seeds
-    assert project.path("models/gated/single/seed0.pt").is_file()
+    assert RunPaths(project).checkpoint("gated", "single", 0).is_file()
 
     table = results.collect(project)
     assert "gated" in set(table["model"])
 
     run_model(project, model_specs(project)["attention_fusion"])
-    project.extra["report"] = {"questions": [{"key": "gated", "a": "gated", "b": "attention_fusion",
-                                              "ask": "Does gating beat attention?", "why": "a worked example"}]}
+    project.report = sections.ReportConfig(**{"questions": [{"key": "gated", "a": "gated", "b": "attention_fusion",
+                                              "ask": "Does gating beat attention?", "why": "a worked example"}]})
     tested = stats.family_table(project, reps=200)
     assert list(tested["question"]) == ["gated"] and tested["sentence"].iloc[0].startswith("`gated`")
 
     from mmsent.serving.pipeline import Pipeline
 
-    pipe = Pipeline.load(project.path("models/gated/single/seed0.pt"), device="cpu")
+    pipe = Pipeline.load(RunPaths(project).checkpoint("gated", "single", 0), device="cpu")
     answer = pipe.predict(text="what a lovely day")
     assert answer["label"] in ("positive", "neutral", "negative")
     assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5

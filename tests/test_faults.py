@@ -21,6 +21,7 @@ import optuna
 import pytest
 import torch
 
+from mmsent.paths import RunPaths
 from mmsent.training import fitting
 from mmsent.training import tune
 from mmsent.training.specs import model_specs
@@ -74,7 +75,7 @@ def test_a_resume_file_of_another_run_is_ignored(tmp_path):
 def test_a_crash_during_training_leaves_the_last_good_checkpoint(project, monkeypatch):  # noqa: F811
     spec = model_specs(project)["text_head"]
     run_model(project, spec)
-    ckpt = project.path("models/text_head/single/seed0.pt")
+    ckpt = RunPaths(project).checkpoint("text_head", "single", 0)
     before = ckpt.read_bytes()
 
     def crash(*args, **kwargs):

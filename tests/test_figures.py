@@ -4,6 +4,8 @@ hand-made metrics, predictions and studies, that each shows what it says it show
 epochs every run reached, the std over seeds, one group per input, the chosen trial) with its
 legends outside the axes."""
 
+from mmsent.paths import RunPaths
+from mmsent import sections
 import struct
 
 import numpy as np
@@ -29,7 +31,8 @@ MAX_PNG_WIDTH = (plots.WIDTH + 0.2) * plots.DPI + 2  # the text width plus savef
 def trained(project):  # noqa: F811
     for name in ("text_head", "attention_fusion"):
         run_model(project, model_specs(project)[name])
-    project.extra["ablation"] = {"rows": [{"lever": "t", "model": "text_head"}, {"lever": "a", "model": "attention_fusion"}]}
+    project.ablation = sections.AblationConfig(**{
+        "rows": [{"lever": "t", "model": "text_head"}, {"lever": "a", "model": "attention_fusion"}]})
     return project
 
 
@@ -60,7 +63,7 @@ def write_metrics(params, model, dataset, matrices, f1=None):
     per_seed = [{"seed": s, "confusion_matrix": np.asarray(m).tolist(),
                  "per_class": {lab: {"f1": (f1[s][i] if f1 else 50.0)} for i, lab in enumerate(LABELS)}}
                 for s, m in enumerate(matrices)]
-    write_json(params.path(f"metrics/{model}_{dataset}.json"), {"model": model, "per_seed": per_seed,
+    write_json(RunPaths(params).record(model, dataset), {"model": model, "per_seed": per_seed,
                                                                   "seeds": len(per_seed)})
 
 
@@ -80,7 +83,7 @@ def write_history(params, model, dataset, last_epochs, fold=True, held=False):
             if held:
                 row["held_weighted_f1"] = 0.99  # diagnosis only: never drawn
             rows.append(row)
-    path = params.path(f"metrics/history/{model}_{dataset}.csv")
+    path = RunPaths(params).history(model, dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(path, index=False)
 
@@ -196,7 +199,7 @@ def test_per_class_bars_are_the_mean_and_std_over_seeds(tiny_params):
 
 def test_per_class_figure_data_are_the_seeds_saved_scores(trained):
     data = plots.per_class_long(trained, [("attention_fusion", "single")])
-    m = read_json(trained.path("metrics/attention_fusion_single.json"))
+    m = read_json(RunPaths(trained).record("attention_fusion", "single"))
     assert len(data) == 3 * m["seeds"]
     for label, group in data.groupby("class"):
         assert group["f1"].mean() == pytest.approx(m["per_class_f1"][label]["mean"])
@@ -204,7 +207,7 @@ def test_per_class_figure_data_are_the_seeds_saved_scores(trained):
 
 def write_predictions(params, model, inputs, seeds=2, n=12):
     rng = np.random.default_rng(0)
-    folder = params.path(f"data/predictions/{model}/single")
+    folder = RunPaths(params).predictions(model, "single")
     folder.mkdir(parents=True, exist_ok=True)
     for seed in range(seeds):
         frame = pd.DataFrame({"id": range(n), "gold": [LABELS[i % 3] for i in range(n)],
@@ -268,8 +271,8 @@ def test_tuning_figure_marks_the_chosen_trial_and_writes_only_the_history(tiny_p
 
     written = tune.figures(tiny_params, "m", st)
     assert set(written) == {"history"}
-    assert sorted(p.name for p in tiny_params.path("reports/figures").iterdir()) == [
-        "tuning_m_history.pdf", "tuning_m_history.png"]
+    assert sorted(p.name for p in tiny_params.path("reports/figures/tuning").iterdir()) == [
+        "m_history.pdf", "m_history.png"]
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def test_the_protocol_tokenises_the_tweet_and_feeds_every_other_input_from_its_c
     from conftest import write_params
 
     params = load_params(write_params(tmp_path / "p", tiny_root, train={"epochs": 1, "batch_size": 4, "device": "cpu"}))
-    params.extra["models"] = {"ft": {
+    params.models = {"ft": {
         "family": "finetune_fusion", "group": "ablation",
         "inputs": {"text": "minilm", "image": "f_image", "lexicon": "f_lex"},
         "options": {"encoder": str(tiny_bert), "d_model": 8, "hidden": [8], "max_length": 8, "aux_weight": 0.3}}}

@@ -67,9 +67,9 @@ def test_a_stage_notebook_run_with_its_defaults_shows_and_writes_nothing(project
     from mmsent.training.runs import run_group
     from mmsent.workflow.notebooks import execute
 
-    project.extra["models"] = {k: v for k, v in MODELS.items() if k == "attention_fusion"}
+    project.models = {k: v for k, v in MODELS.items() if k == "attention_fusion"}
     (project.path("params.yaml")).write_text(yaml.safe_dump({**yaml.safe_load(project.path("params.yaml").read_text()),
-                                                            "models": project.extra["models"]}))
+                                                            "models": project.models}))
     run_group(project, "fusion")
     root = project.path(".")
 

@@ -4,6 +4,9 @@ and ensembles of model families."""
 
 from __future__ import annotations
 
+from mmsent.paths import RunPaths
+from mmsent import sections
+from mmsent.config import params_from_dict
 import dataclasses
 
 import numpy as np
@@ -52,9 +55,11 @@ def test_ocr_reads_text_rendered_into_an_image_and_nothing_from_a_blank_one(read
 
 def test_ocr_settings_are_checked():
     with pytest.raises(ValueError, match="det_limit_type"):
-        ocr.OcrConfig.from_params(type("P", (), {"extra": {"ocr": {"det_limit_type": "sideways"}}})())
+        params_from_dict({"ocr": {"det_limit_type": "sideways"}})
     with pytest.raises(ValueError, match="unknown key"):
-        ocr.OcrConfig.from_params(type("P", (), {"extra": {"ocr": {"lang": "fr"}}})())
+        params_from_dict({"ocr": {"lang": "fr"}})
+    with pytest.raises(ValueError, match="unknown section"):
+        params_from_dict({"ocrr": {}})  # a typo of a section name fails at load too
 
 
 def test_an_all_empty_ocr_result_on_a_real_sized_set_is_refused():
@@ -80,8 +85,7 @@ def test_ocr_stage_caches_the_text(tiny_params, tiny_root):
     ocr.run(tiny_params, progress=False)
     assert tiny_params.path("data/ocr/summary.json").read_bytes() == cached
     # a model trained on this cache records the settings it was read with, whatever profile is in force later
-    later = dataclasses.replace(tiny_params, extra={**tiny_params.extra,
-                                                    "ocr": {"det_limit_side_len": 512, "det_limit_type": "min"}})
+    later = dataclasses.replace(tiny_params, ocr=sections.OcrConfig(det_limit_side_len=512, det_limit_type="min"))
     assert ocr.used_settings(later) == summary["settings"] and summary["settings"]["det_limit_side_len"] == 256
 
 
@@ -190,7 +194,7 @@ def add_fake_extras(params):
 
 def test_extra_inputs_reach_training_and_the_checkpoint(project):  # noqa: F811
     ok = add_fake_extras(project)
-    project.extra["models"]["fusion_extra"] = {
+    project.models["fusion_extra"] = {
         "family": "attention_fusion", "group": "ablation",
         "inputs": {"text": "fake_text", "image": "fake_image", "lexicon": "fake_lex", "ocr": "fake_text"},
         "options": {"d_model": 8, "hidden": [8]}}
@@ -202,7 +206,7 @@ def test_extra_inputs_reach_training_and_the_checkpoint(project):  # noqa: F811
     run_model(project, spec)
     from mmsent.training.loop import load_checkpoint
 
-    model, payload = load_checkpoint(project.path("models/fusion_extra/single/seed0.pt"))
+    model, payload = load_checkpoint(RunPaths(project).checkpoint("fusion_extra", "single", 0))
     assert model.modalities == ("text", "image", "lexicon", "ocr")
     assert payload["ocr_config"] == {"det_limit_side_len": 256, "det_limit_type": "max", "min_score": 0.5,
                                      "max_chars": 300}
@@ -210,7 +214,7 @@ def test_extra_inputs_reach_training_and_the_checkpoint(project):  # noqa: F811
 
 def test_a_family_without_extra_inputs_says_so(project):  # noqa: F811
     add_fake_extras(project)
-    project.extra["models"]["concat_extra"] = {
+    project.models["concat_extra"] = {
         "family": "concat_fusion", "group": "fusion",
         "inputs": {"text": "fake_text", "image": "fake_image", "lexicon": "fake_lex"}}
     with pytest.raises(ValueError, match="text and image only"):
@@ -267,9 +271,9 @@ def test_family_ensemble_averages_every_seed_of_every_member(project):  # noqa: 
     got = ablation.ensemble_metrics(project, ["attention_fusion", "text_head"])
     assert got["n"] == len(gold)
     assert got["accuracy"] == pytest.approx(100 * np.mean([e == g for e, g in zip(expected, gold)]))
-    project.extra["ablation"] = {"rows": [{"lever": "attention", "model": "attention_fusion"}],
+    project.ablation = sections.AblationConfig(**{"rows": [{"lever": "attention", "model": "attention_fusion"}],
                                  "family_ensembles": {"both": ["attention_fusion", "text_head"],
-                                                      "not trained": ["attention_fusion", "absent"]}}
+                                                      "not trained": ["attention_fusion", "absent"]}})
     md = ablation.build(project).read_text()
     assert "Ensembles of model families" in md and "| both" in md and "not trained" not in md
 

@@ -4,6 +4,7 @@ fold model sees its outer fold, the one-SE rule picks per outer fold, and the op
 import numpy as np
 import pytest
 
+from mmsent import sections
 from mmsent.io import read_json
 from mmsent.training import nested, tune
 from mmsent.training.specs import model_specs
@@ -27,11 +28,11 @@ def test_inner_masks_partition_the_outer_training_part_stratified():
 
 @pytest.fixture
 def nested_project(tuned_project):  # noqa: F811
-    tuned_project.extra["tuning"]["trial_train"] = {"epochs": 1}
-    tuned_project.extra.setdefault("train", {})["workers"] = 1  # in-process, so the spies see every fold model
+    tuned_project.tuning.trial_train = {"epochs": 1}
+    tuned_project.train.workers = 1  # in-process, so the spies see every fold model
     st = tune.tune_model(tuned_project, "attention_fusion", n_trials=2)
     tune.write_best(tuned_project, "attention_fusion", st)
-    tuned_project.extra["nested"] = {"model": "attention_fusion"}
+    tuned_project.nested = sections.NestedConfig(model="attention_fusion")
     return tuned_project
 
 
@@ -99,6 +100,6 @@ def test_a_fold_model_learns_only_from_its_pool(project, monkeypatch):  # noqa: 
 
 
 def test_nested_model_must_be_tuned(nested_project):
-    nested_project.extra["nested"] = {"model": "late_fusion"}
+    nested_project.nested = sections.NestedConfig(model="late_fusion")
     with pytest.raises(ValueError, match="nested.model"):
         nested.nested_model(nested_project)

@@ -43,6 +43,12 @@ def test_fit_writes_a_checkpoint_every_front_end_takes(tmp_path):
     assert "CV weighted F1" in r.output and out.is_file()
     card = out.with_suffix(".md").read_text()
     assert "24 labelled pairs" in card and "positive 8" in card and "± " in card
+    import pandas as pd
+
+    epochs = pd.read_csv(tmp_path / "my_model.training_metrics.txt", sep="\t")  # the source system's file
+    assert set(epochs["run"]) == {"fold0", "fold1", "fold2", "final"}
+    assert {f"dev_{k}_{w}" for k in ("precision", "recall", "f1") for w in WORDS} <= set(epochs.columns)
+    assert epochs[epochs.run != "final"]["dev_loss"].notna().all() and epochs["train_loss"].notna().all()
 
     from mmsent.serving.pipeline import Pipeline
 

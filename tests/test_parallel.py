@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmsent.paths import RunPaths
 from mmsent import parallel
 from mmsent.training.fitting import expected_seconds
 from mmsent.training.specs import model_specs
@@ -55,12 +56,12 @@ def test_parallel_seeds_match_sequential_seeds(project, monkeypatch):  # noqa: F
     spec = model_specs(project)["attention_fusion"]
     monkeypatch.setenv("MMSENT_WORKERS", "1")
     sequential = run_model(project, spec)["single"]
-    preds_seq = project.path("data/predictions/attention_fusion/single/seed1.csv").read_text()
+    preds_seq = (RunPaths(project).predictions("attention_fusion", "single") / "seed1.csv").read_text()
     monkeypatch.setenv("MMSENT_WORKERS", "2")  # two spawned processes, one seed each
     parallel_run = run_model(project, spec)["single"]
     assert parallel_run["per_seed"] == sequential["per_seed"]
-    assert project.path("data/predictions/attention_fusion/single/seed1.csv").read_text() == preds_seq
-    saved = read_json(project.path("metrics/attention_fusion_single.json"))
+    assert (RunPaths(project).predictions("attention_fusion", "single") / "seed1.csv").read_text() == preds_seq
+    saved = read_json(RunPaths(project).record("attention_fusion", "single"))
     assert [s["seed"] for s in saved["per_seed"]] == [0, 1]
     assert np.isclose(saved["accuracy"]["mean"], np.mean([s["accuracy"] for s in sequential["per_seed"]]))
     json.dumps(saved)  # still plain JSON
@@ -71,16 +72,16 @@ def test_one_pool_for_several_models_matches_each_model_alone(project, monkeypat
     names = ["attention_fusion", "majority", "text_head"]
     monkeypatch.setenv("MMSENT_WORKERS", "1")
     alone = {name: run_model(project, specs[name]) for name in names}
-    preds = project.path("data/predictions/text_head/single/seed0.csv").read_text()
+    preds = (RunPaths(project).predictions("text_head", "single") / "seed0.csv").read_text()
     monkeypatch.setenv("MMSENT_WORKERS", "2")
     pooled = run_models(project, [specs[n] for n in names])
     assert set(pooled) == set(names)
     for name in names:
         for dataset, summary in alone[name].items():
             assert pooled[name][dataset]["per_seed"] == summary["per_seed"], (name, dataset)
-            saved = read_json(project.path(f"metrics/{name}_{dataset}.json"))
+            saved = read_json(RunPaths(project).record(name, dataset))
             assert [s["seed"] for s in saved["per_seed"]] == [0, 1]
-    assert project.path("data/predictions/text_head/single/seed0.csv").read_text() == preds
+    assert (RunPaths(project).predictions("text_head", "single") / "seed0.csv").read_text() == preds
 
 
 def test_jobs_are_scheduled_longest_first_from_the_last_run(project):  # noqa: F811

@@ -1,61 +1,95 @@
-"""dvc.yaml and params.yaml agree: every model a stage trains is one of its outputs, and every
-stage that reads all models' results depends on all of them (else `dvc repro` skips a rerun)."""
+"""dvc.yaml and params.yaml agree: every group of models is one stage with its own output folders,
+each stage depends on the subpackages its code imports, and stages that read every model's
+results depend on every group's folders (else `dvc repro` skips a rerun)."""
 
+import ast
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mmsent.config import load_params
-from mmsent.training.specs import ModelSpec, model_specs
+from mmsent.paths import ABLATION_GROUP
+from mmsent.workflow.stages import COMMANDS, stages
 
 REPO = Path(__file__).resolve().parents[1]
-STAGE_OF_GROUP = {"text": "text_models", "image": "image_models", "fusion": "fusion_models", "ablation": "ablation"}
+SRC = REPO / "src"
 
 
 @pytest.fixture(scope="module")
 def dag():
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {s.name: s for s in stages(yaml.safe_load((REPO / "params.yaml").read_text()))}
 
 
-@pytest.fixture(scope="module")
-def specs():
-    """Every model of params.yaml and every lever row of the ablation (trained by its stage, on
-    whatever it keeps: their names are fixed here even before the chain is written)."""
+def test_dvc_yaml_is_short_and_trains_each_group_by_foreach():
+    raw = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    assert len((REPO / "dvc.yaml").read_text().splitlines()) <= 250
+    assert raw["stages"]["train"]["foreach"] == "${groups}"
+
+
+def test_each_group_stage_owns_its_folders(dag):
     params = load_params(REPO / "params.yaml")
-    out = model_specs(params, chained=False)
-    for row in params.extra["ablation"]["rows"]:
-        if "adds" in row:
-            out[row["model"]] = ModelSpec(name=row["model"], family="attention_fusion", group="ablation")
+    groups = {spec["group"] for spec in params.models.values()}
+    assert groups <= set(params.groups) | {ABLATION_GROUP}
+    for group in groups:
+        stage = dag[f"train@{group}" if group != ABLATION_GROUP else ABLATION_GROUP]
+        for folder in (f"models/{group}", f"data/predictions/{group}", f"metrics/{group}"):
+            assert folder in stage.outs, (stage.name, folder)
+        assert f"metrics/scores/{group}" in stage.metrics and f"metrics/history/{group}" in stage.plots
+
+
+def test_stages_that_read_every_model_depend_on_every_group(dag):
+    groups = [*load_params(REPO / "params.yaml").groups, ABLATION_GROUP]
+    for name in ("results", "statistics"):
+        for group in groups:
+            assert f"data/predictions/{group}" in dag[name].deps, (name, group)
+    assert all(f"metrics/{g}" in dag["results"].deps for g in groups)
+
+
+def _modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mmsent"):
+            out |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("mmsent")}
     return out
 
 
-def paths(entries) -> set[str]:
-    return {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
+def _file(module: str) -> Path | None:
+    base = SRC / module.replace(".", "/")
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
 
 
-def test_each_training_stage_declares_its_models_outputs(dag, specs):
-    for name, spec in specs.items():
-        stage = dag[STAGE_OF_GROUP[spec.group]]
-        outs, metrics = paths(stage.get("outs")), paths(stage.get("metrics"))
-        assert f"data/predictions/{name}" in outs, (name, stage["cmd"])
-        for dataset in spec.datasets:  # the full record beside the numbers `dvc metrics show` prints
-            assert f"metrics/{name}_{dataset}.json" in outs, (name, dataset)
-            assert f"metrics/scores/{name}_{dataset}.json" in metrics, (name, dataset)
+def closure(modules: set[str]) -> set[Path]:
+    seen, todo = set(), list(modules)
+    while todo:
+        path = _file(todo.pop())
+        if path is not None and path not in seen:
+            seen.add(path)
+            todo.extend(_modules(path))
+    return seen
 
 
-def test_stages_that_read_every_model_depend_on_every_model(dag, specs):
-    results, statistics, ship = (paths(dag[s]["deps"]) for s in ("results", "statistics", "ship"))
-    for name, spec in specs.items():
-        for dataset in spec.datasets:
-            assert f"metrics/{name}_{dataset}.json" in results, ("results", name)
-        assert f"data/predictions/{name}" in statistics, ("statistics", name)
-        if spec.group in ("fusion", "ablation"):  # the ship stage chooses among these
-            assert f"models/{name}" in ship and f"metrics/{name}_single.json" in ship, ("ship", name)
+def entry_modules(stage) -> set[str]:
+    if stage.notebook:
+        cells = json.loads((REPO / "notebooks" / f"{stage.notebook}.ipynb").read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        tree = ast.parse(code)
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
+            {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+             for a in n.names}
+    return {COMMANDS[stage.command].split(":")[0]}
 
 
-def test_every_figure_comes_as_png_and_pdf(dag):
-    outs = {o for stage in dag.values() for o in paths(stage.get("outs"))}
-    figures = {o for o in outs if o.startswith("reports/figures/")}
-    assert figures and {f.rsplit(".", 1)[0] for f in figures if f.endswith(".png")} == \
-        {f.rsplit(".", 1)[0] for f in figures if f.endswith(".pdf")}
+def test_every_stage_depends_on_each_subpackage_its_code_imports(dag):
+    """The package's top-level modules (config, sections, paths, io...) are read by every stage and
+    are not listed; every subpackage a stage's code reaches is, whole."""
+    for stage in dag.values():
+        needed = {p.parent.relative_to(REPO).as_posix() for p in closure(entry_modules(stage))
+                  if p.parent != SRC / "mmsent"}
+        listed = {d for d in stage.deps if d.startswith("src/")}
+        missing = {n for n in needed if not any(n == d or d.startswith(n + "/") for d in listed)}
+        assert not missing, (stage.name, sorted(missing))

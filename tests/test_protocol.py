@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from mmsent.paths import RunPaths
 from mmsent.training import fitting
 from mmsent.training import protocol
 from mmsent.data.mvsa import load_parts
@@ -95,7 +96,7 @@ def test_a_cross_validated_model_records_folds_and_trains_its_final_seeds_on_tra
     assert lo <= out["accuracy"]["mean"] <= hi
     from mmsent.training.loop import load_checkpoint
 
-    _, payload = load_checkpoint(project.path("models/attention_fusion/single/seed0.pt"))
+    _, payload = load_checkpoint(RunPaths(project).checkpoint("attention_fusion", "single", 0))
     assert len(payload["history"]) == cv["epochs"]  # the final model trained exactly that many epochs
     # the LSTM is too slow for k folds: it keeps the dev protocol, and says so
     lstm = run_model(project, model_specs(project)["lstm"])["single"]
@@ -137,7 +138,7 @@ def test_the_held_out_fold_chooses_nothing_for_its_fold_model(project, monkeypat
     assert len(folds) == 2
     for train, stop, held in folds:
         assert held and stop and not (held & (train | stop)) and not (train & stop)
-    history = pd.read_csv(project.path("metrics/history/attention_fusion_single.csv"))
+    history = pd.read_csv(RunPaths(project).history("attention_fusion", "single"))
     for j, score in enumerate(out["cv"]["per_fold"]["weighted_f1"]):
         curve = history[history["fold"] == j]
         chosen = curve.loc[curve["dev_weighted_f1"].idxmax()]  # the inner split's best epoch

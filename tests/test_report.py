@@ -1,5 +1,6 @@
 """Statistics, results and the report built on a tiny trained project (fixture results)."""
 
+from mmsent import sections
 import pandas as pd
 
 from mmsent.evaluation import report
@@ -14,13 +15,13 @@ from test_experiments import MODELS, project  # noqa: F401
 def test_report_builds_from_stage_outputs(project):  # noqa: F811
     MODELS_EXTRA = {"image_head": {"family": "mlp_head", "group": "image", "inputs": {"image": "fake_image"},
                                    "options": {"hidden": [8]}}}
-    project.extra["models"] = {**MODELS, **MODELS_EXTRA}
+    project.models = {**MODELS, **MODELS_EXTRA}
     for name in ("majority", "text_head", "image_head", "attention_fusion"):
         run_model(project, model_specs(project)[name])
-    project.extra["report"] = {"questions": [
+    project.report = sections.ReportConfig(**{"questions": [
         {"key": "fusion", "a": "attention_fusion", "b": "text_head", "ask": "Does fusion help?", "why": "premise"},
         {"key": "image", "a": "image_head", "b": "majority", "ask": "Do images say anything?", "why": "baseline"},
-        {"key": "never", "a": "attention_fusion", "b": "absent", "ask": "Unrun?", "why": "not run"}]}
+        {"key": "never", "a": "attention_fusion", "b": "absent", "ask": "Unrun?", "why": "not run"}]})
     written = stats.run(project, reps=200)
     table = pd.read_csv(written["csv"])
     assert list(table["question"]) == ["fusion", "image"]  # the declared family only; an unrun model: no row
@@ -37,5 +38,5 @@ def test_report_builds_from_stage_outputs(project):  # noqa: F811
                     "## 8. What limits these numbers"):
         assert heading in md
     assert "nan" not in md.split()
-    assert project.path("reports/figures/report_disagreements.png").is_file()
-    assert project.path("reports/figures/report_comparisons.png").is_file()
+    assert project.path("reports/figures/report/disagreements.png").is_file()
+    assert project.path("reports/figures/report/comparisons.png").is_file()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from mmsent import sections
 from mmsent.cli import app
 from mmsent.workflow.reproduce import compare_runs
 
@@ -86,7 +88,7 @@ def test_perturbation_is_relative_seeded_and_off_by_default(tiny_params):
 
     X = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
     assert perturbed(tiny_params, X, "minilm", "single") is X  # off unless perturb.scale is set
-    tiny_params.extra["perturb"] = {"scale": 1e-5, "seed": 1}
+    tiny_params.perturb = sections.PerturbConfig(scale=1e-5, seed=1)
     a, b = perturbed(tiny_params, X, "minilm", "single"), perturbed(tiny_params, X, "minilm", "single")
     assert (a == b).all() and not (a == X).all()  # repeatable, and it does change the features
     assert np.abs(a / X - 1).max() < 1e-4  # relative noise of about the scale
@@ -113,7 +115,7 @@ def test_perturbed_check_reruns_after_the_features_and_detects_a_flipped_choice(
     project = make_project.__wrapped__(tmp_path, __import__("conftest").make_tiny_mvsa(tmp_path / "mvsa"))
     project = add_tuning.__wrapped__(project, monkeypatch)
     raw = yaml.safe_load(project.path("params.yaml").read_text())
-    raw["tuning"] = project.extra["tuning"]
+    raw["tuning"] = dataclasses.asdict(project.tuning)
     raw["models"]["fusion_b"] = {"family": "attention_fusion", "group": "ablation",
                                  "inputs": {"text": "fake_text", "image": "fake_image"},
                                  "options": {"d_model": 4, "hidden": [4]}}
@@ -131,7 +133,7 @@ def test_perturbed_check_reruns_after_the_features_and_detects_a_flipped_choice(
     report = (root / "reports/reproducibility.md").read_text()
     assert out["rows"] >= 3 and "another machine, simulated" in report and "stated interval" in report
     other = load_params(tmp_path / "perturbed/params.yaml")
-    assert other.extra["perturb"]["scale"] == 1e-5
+    assert other.perturb.scale == 1e-5
     assert (tmp_path / "perturbed/data/features").is_symlink()  # the project's caches, read perturbed
     again = reproduce.compare_perturbed(root, tmp_path / "perturbed")  # --compare-only: nothing re-run
     assert {k: again[k] for k in ("rows", "outside", "choices_changed")} == \

@@ -1,6 +1,8 @@
 """Shipping takes the configuration the ablation kept by cross-validation: rewriting test scores
 never changes the choice, rewriting fold scores does."""
 
+from mmsent.paths import RunPaths
+from mmsent import sections
 import json
 import re
 
@@ -13,23 +15,23 @@ from test_experiments import project  # noqa: F401
 
 
 def _rewrite(project, model, fn):  # noqa: F811
-    path = project.path(f"metrics/{model}_single.json")
+    path = RunPaths(project).record(model, "single")
     m = json.loads(path.read_text())
     fn(m)
     path.write_text(json.dumps(m))
 
 
 def test_choice_uses_cross_validation_never_test(project):  # noqa: F811
-    project.extra["models"]["attention_fusion_b"] = dict(project.extra["models"]["attention_fusion"],
+    project.models["attention_fusion_b"] = dict(project.models["attention_fusion"],
                                                          options={"d_model": 4, "hidden": [4]})
-    project.extra["ablation"] = {"rows": [{"lever": "a", "model": "attention_fusion"},
-                                          {"lever": "b", "model": "attention_fusion_b"}]}
+    project.ablation = sections.AblationConfig(**{"rows": [{"lever": "a", "model": "attention_fusion"},
+                                          {"lever": "b", "model": "attention_fusion_b"}]})
     for name in ("attention_fusion", "attention_fusion_b"):
         run_model(project, model_specs(project)[name])
-    base = json.loads(project.path("metrics/attention_fusion_single.json").read_text())["cv"]["per_fold"]["weighted_f1"]
+    base = json.loads(RunPaths(project).record("attention_fusion", "single").read_text())["cv"]["per_fold"]["weighted_f1"]
     _rewrite(project, "attention_fusion_b", lambda m: m["cv"]["per_fold"].update(weighted_f1=[b + 4 for b in base]))
     model, seed, table = ship.choose(project)
-    assert (model, seed) == ("attention_fusion_b", project.extra["train"]["seeds"][0]) and len(table) == 2
+    assert (model, seed) == ("attention_fusion_b", project.train.seeds[0]) and len(table) == 2
 
     def perfect(m):
         m["accuracy"]["mean"] = m["weighted_f1"]["mean"] = 100.0
@@ -45,7 +47,7 @@ def test_choice_uses_cross_validation_never_test(project):  # noqa: F811
 
 
 def test_ship_copies_the_checkpoint_and_writes_the_card(project, monkeypatch):  # noqa: F811
-    project.extra["ablation"] = {"rows": [{"lever": "attention", "model": "attention_fusion"}]}
+    project.ablation = sections.AblationConfig(**{"rows": [{"lever": "attention", "model": "attention_fusion"}]})
     run_model(project, model_specs(project)["attention_fusion"])
     out = ship.run(project)
     assets = project.path(ship.ASSETS)
@@ -77,7 +79,7 @@ def test_the_card_says_how_the_model_was_trained_beyond_its_labels(project):  # 
     from mmsent.serving.ship import training_extras
 
     assert training_extras(project, "attention_fusion") == ""
-    project.extra["models"]["attention_fusion"] = dict(project.extra["models"]["attention_fusion"],
+    project.models["attention_fusion"] = dict(project.models["attention_fusion"],
                                                        pretrain={"dataset": "multiple", "epochs": 2},
                                                        distill={"folds": 4, "seeds": [1, 2, 3], "weight": 0.5})
     said = training_extras(project, "attention_fusion")

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mmsent import sections
 from mmsent.evaluation import stats
 from mmsent.evaluation import paired
 from mmsent.evaluation.paired import Runs, bootstrap_test, distinct, two_level_bootstrap
@@ -111,10 +112,10 @@ def test_family_table_answers_the_declared_questions_only(monkeypatch):
     monkeypatch.setattr(stats, "caveat", lambda params, m: "")
     monkeypatch.setattr(stats, "selection_of", lambda params, m, d: ("cross-validation", 12 if m == "strong" else 6))
     params = Params.__new__(Params)
-    params.extra = {"report": {"questions": [
+    params.report = sections.ReportConfig(**{"questions": [
         {"key": "q1", "a": "strong", "b": "weak", "ask": "?", "why": "w", "protocols": ["clmlf"]},
         {"key": "q2", "a": "weak", "b": "weak2", "ask": "?", "why": "w", "protocols": ["clmlf", "agreement"]},
-        {"key": "q3", "a": "weak2", "b": "strong", "ask": "?", "why": "w", "protocols": ["clmlf"]}]}}
+        {"key": "q3", "a": "weak2", "b": "strong", "ask": "?", "why": "w", "protocols": ["clmlf"]}]})
     monkeypatch.setattr(stats, "load_runs", lambda p, m, d, protocol="clmlf": (
         paired.distinct(fake[m][0]["id"].tolist(), np.zeros(400, int),
                        np.stack([(f["predicted"] != "positive").astype(int) for f in fake[m].values()]))
@@ -169,8 +170,8 @@ def test_cheema_rows_are_tested_on_the_per_fold_differences(monkeypatch):
     monkeypatch.setattr(stats, "caveat", lambda params, m: "")
     monkeypatch.setattr(stats, "selection_of", lambda params, m, d: ("cross-validation", 0))
     params = Params.__new__(Params)
-    params.extra = {"report": {"primary_protocol": "cheema", "questions": [
-        {"key": "q", "a": "a", "b": "b", "ask": "?", "why": "w"}]}}
+    params.report = sections.ReportConfig(**{"primary_protocol": "cheema", "questions": [
+        {"key": "q", "a": "a", "b": "b", "ask": "?", "why": "w"}]})
     row = stats.family_table(params, reps=200).iloc[0]
     diffs = paired.fold_differences(runs["a"], runs["b"], folds)[1]
     assert row["test"] == "fold-level corrected t" and row["folds"] == 10 and row["primary"]

@@ -1,6 +1,7 @@
 """Optuna tuning on a tiny synthetic project: seconds, resumable, scored by CV over train + dev
 (never test), the simplest trial within one standard error written, applied to training."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ import optuna
 import pytest
 import yaml
 
+from mmsent import sections
 from mmsent.training import tune
 from mmsent.training.specs import model_specs
 
@@ -16,13 +18,13 @@ from test_experiments import project  # noqa: F401  (fixture: tiny project with 
 
 @pytest.fixture
 def tuned_project(project, monkeypatch):  # noqa: F811
-    project.extra["tuning"] = {
+    project.tuning = sections.TuningConfig(**{
         "apply": True, "models": ["attention_fusion"], "dataset": "single", "n_trials": 3, "seed": 0,
         "storage": "sqlite:///data/optuna.db",
         "spaces": {"attention_fusion": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
                                         "d_model": {"type": "categorical", "choices": [4, 8]},
                                         "hidden": {"type": "categorical", "choices": [[8], [8, 4]]}}},
-    }
+    })
     return project
 
 
@@ -37,7 +39,7 @@ def test_study_runs_resumes_and_writes_best(tuned_project):
     assert isinstance(best["options"]["hidden"], list)
     spec = model_specs(tuned_project)["attention_fusion"]
     assert spec.options["d_model"] == best["options"]["d_model"] and spec.train["lr"] == best["train"]["lr"]
-    tuned_project.extra["tuning"]["apply"] = False
+    tuned_project.tuning.apply = False
     assert model_specs(tuned_project)["attention_fusion"].options["d_model"] == 8  # the hand-set value
 
 
@@ -65,7 +67,7 @@ def test_tuning_never_reads_test(tuned_project, monkeypatch):
 
 
 def test_trials_train_with_the_tuning_overrides(tuned_project, monkeypatch):
-    tuned_project.extra["tuning"]["trial_train"] = {"epochs": 1}  # the project trains 3 epochs otherwise
+    tuned_project.tuning.trial_train = {"epochs": 1}  # the project trains 3 epochs otherwise
     epochs = []
     original = tune.run_fold
 
@@ -83,7 +85,7 @@ def test_trials_train_with_the_tuning_overrides(tuned_project, monkeypatch):
 def test_trials_do_not_depend_on_scores(tuned_project, monkeypatch):
     """Which trials run is fixed by the seed alone: a study whose folds score otherwise proposes the same."""
     first = [t.params for t in tune.tune_model(tuned_project, "attention_fusion", n_trials=3).trials]
-    tuned_project.extra["tuning"]["storage"] = "sqlite:///data/optuna_other.db"
+    tuned_project.tuning.storage = "sqlite:///data/optuna_other.db"
     original = tune.run_fold
     monkeypatch.setattr(tune, "run_fold", lambda *a: {**original(*a), "weighted_f1": float(np.random.rand())})
     assert [t.params for t in tune.tune_model(tuned_project, "attention_fusion", n_trials=3).trials] == first
@@ -113,13 +115,13 @@ def test_one_standard_error_rule_takes_the_simplest_close_trial():
 
 
 def test_the_stage_runs_studies_side_by_side_like_one_by_one(tuned_project, monkeypatch):
-    tuned_project.extra["tuning"]["models"] = ["attention_fusion", "text_head"]
-    tuned_project.extra["tuning"]["spaces"]["text_head"] = {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}
+    tuned_project.tuning.models = ["attention_fusion", "text_head"]
+    tuned_project.tuning.spaces["text_head"] = {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}
     monkeypatch.setenv("MMSENT_WORKERS", "2")  # two spawned processes on one SQLite file
     side_by_side = tune.run(tuned_project)
     assert set(side_by_side) == {"attention_fusion", "text_head"}
     assert all(s["trials"] == 3 for s in side_by_side.values())
-    tuned_project.extra["tuning"]["storage"] = "sqlite:///data/optuna_sequential.db"
+    tuned_project.tuning.storage = "sqlite:///data/optuna_sequential.db"
     monkeypatch.setenv("MMSENT_WORKERS", "1")
     one_by_one = tune.run(tuned_project)
     assert {m: s["chosen_params"] for m, s in one_by_one.items()} == {m: s["chosen_params"] for m, s in side_by_side.items()}
@@ -144,27 +146,27 @@ def test_a_study_run_under_other_settings_is_never_resumed(tuned_project):
     model = tuning_config(tuned_project)["models"][0]
     same = study_name(tuned_project, model)
     assert study_name(tuned_project, model) == same and same.startswith(f"{model}-single-")
-    space = tuned_project.extra["tuning"]["spaces"][model]
+    space = tuned_project.tuning.spaces[model]
     original = copy.deepcopy(space)
     next(iter(space.values()))["low"] = 1e-9
     assert study_name(tuned_project, model) != same
-    tuned_project.extra["tuning"]["spaces"][model] = original
-    tuned_project.extra["protocol"] = {**tuned_project.extra["protocol"], "inner_fraction": 0.3}
+    tuned_project.tuning.spaces[model] = original
+    tuned_project.protocol = dataclasses.replace(tuned_project.protocol, inner_fraction=0.3)
     assert study_name(tuned_project, model) != same
 
 
 def test_the_pooled_stage_runs_the_trials_one_study_at_a_time_would(tuned_project, monkeypatch):
     """The stage spreads every trial's fold models over the cores; the trials it proposes, their
     fold scores and what it writes are those of running each study trial after trial."""
-    tuned_project.extra["tuning"]["models"] = ["attention_fusion", "text_head"]
-    tuned_project.extra["tuning"]["spaces"]["text_head"] = {
+    tuned_project.tuning.models = ["attention_fusion", "text_head"]
+    tuned_project.tuning.spaces["text_head"] = {
         "lr": {"type": "float", "low": 1e-4, "high": 1e-2}, "hidden": {"type": "categorical", "choices": [[8], [4]]}}
     monkeypatch.setenv("MMSENT_WORKERS", "2")
     tune.run(tuned_project)
     pooled = {m: [(t.params, t.user_attrs["fold_scores"]) for t in tune.study(tuned_project, m).trials]
               for m in ("attention_fusion", "text_head")}
     written = {m: tune.best_path(tuned_project, m).read_text() for m in pooled}
-    tuned_project.extra["tuning"]["storage"] = "sqlite:///data/optuna_sequential.db"
+    tuned_project.tuning.storage = "sqlite:///data/optuna_sequential.db"
     for m in pooled:
         st = tune.tune_model(tuned_project, m)
         assert [(t.params, t.user_attrs["fold_scores"]) for t in st.trials] == pooled[m]

@@ -101,11 +101,11 @@ for model, dataset in runs:
 '''
 
 FIGURES = '''
-figures = {"{group}_learning_curves": plots.learning_curves(params, runs)}
-# one confusion figure per dataset the group was run on: {group}_confusion_<dataset>
+figures = {"{group}/learning_curves": plots.learning_curves(params, runs)}
+# one confusion figure per dataset the group was run on: {group}/confusion_<dataset>
 for dataset, fig in plots.confusion_figures(params, runs).items():
-    figures[f"{group}_confusion_{dataset}"] = fig
-figures["{group}_per_class_f1"] = plots.per_class_f1(params, runs){extra}
+    figures[f"{group}/confusion_{dataset}"] = fig
+figures["{group}/per_class_f1"] = plots.per_class_f1(params, runs){extra}
 if run_stage:
     for name, fig in figures.items():
         display(Image(filename=str(plots.save_figure(fig, params, name))))
@@ -125,7 +125,7 @@ for number, group, title, intro, extra in [
     ("04", "fusion", "Fusion",
      "The source system's concat head ([text ; image] → 1024 → 512 → 3), the thesis's modality-attention fusion "
      "(per-sample weights over text and image) and late fusion of unimodal probabilities.",
-     '\nfigures["fusion_attention_weights"] = plots.attention_by_class(params, attention_model)'),
+     '\nfigures["fusion/attention_weights"] = plots.attention_by_class(params, attention_model)'),
 ]:
     name = {"text": "02_text_baselines", "image": "03_image_baselines", "fusion": "04_fusion"}[group]
     write_notebook(HERE / f"{name}.ipynb", [
@@ -146,7 +146,7 @@ for number, group, title, intro, extra in [
 write_notebook(HERE / "05_tuning.ipynb", [
     ("md", "# 05 · Hyperparameter tuning (Optuna)\n\nOne study per model in `params.yaml` → `tuning.models`, each "
            "trial scored by **cross-validation over train + dev** (never test): a seeded Sobol sampler and no pruner, "
-           "so which trials run does not depend on their scores. The values written to `params/best_<model>.yaml` "
+           "so which trials run does not depend on their scores. The values written to `params/tuned/best_<model>.yaml` "
            "(read by the training stages) are the simplest trial within one corrected standard error of the best. "
            "A study is named by a hash of its search space and protocol, so a changed space starts a new study. "
            "Logic: `mmsent.training.tune`."),
@@ -157,7 +157,7 @@ write_notebook(HERE / "05_tuning.ipynb", [
              "    print(f\"{model}: chosen CV weighted F1 {s['chosen_cv_weighted_f1']:.2f} (best {s['best_cv_weighted_f1']:.2f}, "
              "one SE {s['one_se']:.2f}) after {s['trials']} trials: {s['chosen_params']}\")"),
     ("code", "for model in summary:\n"
-             "    display(Image(filename=str(params.path(f'reports/figures/tuning_{model}_history.png'))))"),
+             "    display(Image(filename=str(params.path(f'reports/figures/tuning/{model}_history.png'))))"),
 ])
 
 write_notebook(HERE / "06_statistics.ipynb", [

@@ -3,11 +3,11 @@
 from mmsent.data.labels import ID2LABEL, LABEL2ID, LABELS
 from mmsent.version import __version__
 
-__all__ = ["ID2LABEL", "ImageLoadError", "InputError", "LABEL2ID", "LABELS", "Pipeline", "__version__"]
+__all__ = ["ID2LABEL", "ImageLoadError", "InputError", "LABEL2ID", "LABELS", "Pipeline", "__version__", "test_model"]
 
 # `from mmsent import Pipeline, InputError, ImageLoadError` without importing torch for every `import mmsent`
 _LAZY = {"Pipeline": "mmsent.serving.pipeline", "InputError": "mmsent.serving.prepared",
-         "ImageLoadError": "mmsent.data.images"}
+         "ImageLoadError": "mmsent.data.images", "test_model": "mmsent.serving.compat"}
 
 
 def __getattr__(name: str):

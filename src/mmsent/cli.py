@@ -18,6 +18,14 @@ ProfileOpt = typer.Option(None, "--profile", help="profile from params.yaml (def
 
 
 @app.command()
+def source(params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
+    """Fingerprint the MVSA the project reads into data/source.json (the data stages depend on it)."""
+    from mmsent.data import source as stage
+
+    typer.echo(stage.run(load_params(params, profile=profile)))
+
+
+@app.command()
 def prepare(params: Optional[Path] = ParamsOpt, limit: int = typer.Option(0, help="only the first N pairs (0 = all)"),
             profile: Optional[str] = ProfileOpt) -> None:
     """Read, clean, split and audit MVSA into data/prepared."""
@@ -76,7 +84,7 @@ def tune(model: str = typer.Option(..., help="a model with a search space in tun
          n_trials: Optional[int] = typer.Option(None, help="finished trials the study should reach (default tuning.n_trials)"),
          storage: Optional[str] = typer.Option(None, help="Optuna RDB URL shared by all workers (default tuning.storage)"),
          worker: int = typer.Option(0, min=0, help="this worker's number: its sampler seed is tuning.seed + worker"),
-         write_best: bool = typer.Option(True, help="write params/best_<model>.yaml when done"),
+         write_best: bool = typer.Option(True, help="write params/tuned/best_<model>.yaml when done"),
          params: Optional[Path] = ParamsOpt, profile: Optional[str] = ProfileOpt) -> None:
     """One tuning worker. Start several (here or on other machines) on one storage URL to share a study."""
     from mmsent.training import tune as stage
@@ -268,7 +276,9 @@ def fit_own(table: Path = typer.Argument(..., help="labelled pairs: .csv, .jsonl
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = ModelOpt,
+def serve(host: str = "127.0.0.1", port: Optional[int] = typer.Option(None, help="8000 (8080 with --compat)"),
+          model: Optional[Path] = ModelOpt, compat: bool = typer.Option(False, help="as the source system: "
+                                                                        "REST on 8080, web UI on 4200, images under ."),
           params: Optional[Path] = ParamsOpt,
           image_dir: Optional[Path] = typer.Option(None, help="folder that image_path requests may read from"),
           checkpoint_dir: Path = typer.Option(Path("mmsent-checkpoints"),
@@ -285,9 +295,14 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model: Optional[Path] = Mod
     bound_malloc_arenas()
 
     pipe = _pipeline(model)  # a wrong path is a one-line error before the server starts
+    if compat:
+        from mmsent.serving.compat import REST_PORT, start_ui
+
+        image_dir, port = image_dir or Path.cwd(), port or REST_PORT
+        start_ui(pipe, host)
     uvicorn.run(create_app(model_path=model, pipeline=pipe, params_path=params, image_dir=image_dir,
                            train_token=train_token, loopback_only=is_loopback(host), checkpoint_dir=checkpoint_dir),
-                host=host, port=port)
+                host=host, port=port or 8000)
 
 
 @app.command()

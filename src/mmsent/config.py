@@ -15,6 +15,10 @@ from typing import Any
 
 import yaml
 
+from mmsent.sections import (SECTIONS, AblationConfig, AdaptConfig, EnsembleConfig, GroupConfig, NestedConfig,
+                             OcrConfig, PerturbConfig, ProtocolConfig, ProtocolsConfig, ReportConfig, TrainSection,
+                             TuningConfig)
+
 PARAMS_ENV = "MMSENT_PARAMS"
 DATA_ROOT_ENV = "MMSENT_DATA_ROOT"
 DEVICE_ENV = "MMSENT_DEVICE"
@@ -125,8 +129,22 @@ class Params:
     data: DataConfig = field(default_factory=DataConfig)
     text: TextConfig = field(default_factory=TextConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    # Sections without a typed home yet stay available as plain dicts.
-    extra: dict[str, Any] = field(default_factory=dict)
+    ocr: OcrConfig = field(default_factory=OcrConfig)
+    train: TrainSection = field(default_factory=TrainSection)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    protocols: ProtocolsConfig = field(default_factory=ProtocolsConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    nested: NestedConfig = field(default_factory=NestedConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    perturb: PerturbConfig = field(default_factory=PerturbConfig)
+    # model name → its row (family, group, datasets, inputs, options, train...): validated into a
+    # ModelSpec by mmsent.training.specs, which knows the families
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[str, GroupConfig] = field(default_factory=dict)  # the training stages (dvc.yaml's foreach)
+    raw: dict[str, Any] = field(default_factory=dict)  # the merged file as read: provenance and fingerprints only
     base_dir: Path = Path(".")
 
     def path(self, relative: str | Path) -> Path:
@@ -135,7 +153,7 @@ class Params:
         return p if p.is_absolute() else self.base_dir / p
 
 
-_SECTIONS = {"data": DataConfig, "text": TextConfig, "features": FeaturesConfig}
+_SECTIONS = {"data": DataConfig, "text": TextConfig, "features": FeaturesConfig, **SECTIONS}
 
 
 def build_section(cls: type, values: dict[str, Any], section: str):
@@ -196,14 +214,35 @@ def params_from_dict(raw: dict[str, Any], base_dir: Path = Path("."),
         raw = deep_merge(raw, profile_settings(raw, base_dir, profile))
     raw.pop("profiles", None)
     raw.pop("profile", None)
-    typed = {name: build_section(cls, raw.pop(name, {}) or {}, name) for name, cls in _SECTIONS.items()}
-    params = Params(**typed, extra=raw, base_dir=base_dir)
+    merged = copy.deepcopy(raw)
+    typed = {name: (cls.build(raw.pop(name, {}) or {}) if hasattr(cls, "build") else
+                    build_section(cls, raw.pop(name, {}) or {}, name)) for name, cls in _SECTIONS.items()}
+    models = raw.pop("models", {}) or {}
+    groups = {name: build_section(GroupConfig, g or {}, f"groups.{name}") for name, g in (raw.pop("groups", {}) or {}).items()}
+    if raw:
+        raise ValueError(f"unknown section(s) in params: {sorted(raw)}; known: {sorted([*_SECTIONS, 'models', 'groups'])}")
+    params = Params(**typed, models=models, groups=groups, raw=merged, base_dir=base_dir)
     if os.environ.get(DATA_ROOT_ENV):
         params.data.root = Path(os.environ[DATA_ROOT_ENV])
     if os.environ.get(DEVICE_ENV):
         params.features.device = os.environ[DEVICE_ENV]
-    params.data.root = params.path(params.data.root).resolve()
+    params.data.root = data_root(params)
     return params
+
+
+def data_root(params: Params) -> Path:
+    """The data root, absolute. A relative one is relative to params.yaml's folder, except inside
+    ``dvc exp run --temp``'s copy of the repository (under its ``.dvc/tmp``), where it is relative to
+    the repository the copy was made from: the data stay beside that one."""
+    root = Path(params.data.root)
+    if root.is_absolute():
+        return root
+    base = params.base_dir.resolve()
+    if ".dvc" in base.parts[:-1] and "tmp" in base.parts:
+        repo = Path(*base.parts[:base.parts.index(".dvc")])
+        if not (base / root).exists() and (repo / root).exists():
+            return (repo / root).resolve()
+    return (base / root).resolve()
 
 
 def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None,

@@ -19,35 +19,22 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from mmsent.config import Params, build_section
+from mmsent.config import Params
 from mmsent.data.images import ImageInput, ImageLoadError, open_image
 from mmsent.data.prepare import clean_pairs
 from mmsent.io import atomic_path, read_json, read_summary, write_summary
 from mmsent.parallel import run_jobs, share_bounds
 from mmsent.paths import OCR_DIR, TIMINGS_DIR
 from mmsent.progress import bar
+from mmsent.sections import OcrConfig  # noqa: F401  (re-exported)
 
 
-@dataclass
-class OcrConfig:
-    det_limit_side_len: int = 256
-    det_limit_type: str = "max"   # max: never upscale (fast) | min: upscale the short side (finds more)
-    min_score: float = 0.5        # recognition confidence below this is dropped
-    max_chars: int = 300          # keep the start of very long page screenshots
 
-    def __post_init__(self) -> None:
-        if self.det_limit_type not in ("max", "min"):
-            raise ValueError(f"ocr.det_limit_type must be 'max' or 'min', not {self.det_limit_type!r}")
-
-    @classmethod
-    def from_params(cls, params: Params) -> "OcrConfig":
-        return build_section(cls, dict(params.extra.get("ocr") or {}), "ocr")
 
 
 class OcrReader:
@@ -99,7 +86,7 @@ def used_settings(params: Params) -> dict[str, Any]:
     summary = params.path(OCR_DIR) / "summary.json"
     if summary.is_file():
         return dict(read_json(summary)["settings"])
-    return dataclasses.asdict(OcrConfig.from_params(params))
+    return dataclasses.asdict(params.ocr)
 
 
 def check_found(table: pd.DataFrame, min_images: int = 50) -> None:
@@ -124,7 +111,7 @@ def read_chunk(config: OcrConfig, root: Path, ids: list[str], images: list[str],
 
 def run(params: Params, dataset: str = "single", progress: bool = True, workers: int | str = "auto") -> dict[str, Any]:
     """The stage: OCR every clean pair's image of ``dataset`` once, one reader per core."""
-    config = OcrConfig.from_params(params)
+    config = params.ocr
     df = clean_pairs(params, dataset)
     shares = [df.iloc[a:b] for a, b in share_bounds(len(df), workers)]
     n = len(shares)

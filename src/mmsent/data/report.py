@@ -171,11 +171,11 @@ def data_markdown(params: Params) -> str:
                   f"CPU, {ocr['images']} images ({ocr.get('workers', 1)} reader(s), one thread each).", ""]
     lines += [
         "## Figures",
-        "![class balance](figures/data_class_balance.png)",
-        "![text lengths](figures/data_text_lengths.png)",
-        "![image sizes](figures/data_image_sizes.png)",
-        "![label agreement](figures/data_label_agreement.png)",
-        "![examples](figures/data_examples.png)",
+        "![class balance](figures/data/class_balance.png)",
+        "![text lengths](figures/data/text_lengths.png)",
+        "![image sizes](figures/data/image_sizes.png)",
+        "![label agreement](figures/data/label_agreement.png)",
+        "![examples](figures/data/examples.png)",
         "",
     ]
     return "\n".join(lines)
@@ -185,11 +185,11 @@ def build(params: Params) -> dict[str, Path]:
     """Every figure and ``reports/data.md``; returns what was written."""
     tables = load_tables(params)
     figures = {
-        "data_class_balance": class_balance_figure(tables),
-        "data_text_lengths": text_length_figure(tables),
-        "data_image_sizes": image_size_figure(tables["single"]),
-        "data_label_agreement": agreement_figure(tables),
-        "data_examples": example_grid(tables["single"], params.data.root),
+        "data/class_balance": class_balance_figure(tables),
+        "data/text_lengths": text_length_figure(tables),
+        "data/image_sizes": image_size_figure(tables["single"]),
+        "data/label_agreement": agreement_figure(tables),
+        "data/examples": example_grid(tables["single"], params.data.root),
     }
     written = {name: save_figure(fig, params, name) for name, fig in figures.items()}
     written["data.md"] = write_text(params.path("reports/data.md"), data_markdown(params))

@@ -30,4 +30,4 @@ def protocol_parts(params: Params, scheme: str, fold: int = 1) -> dict[str, pd.D
 
 def cheema_fold_numbers(params: Params) -> list[int]:
     """``protocols.cheema_folds``: which of Cheema's 10 folds are run (all by default)."""
-    return [int(f) for f in (params.extra.get("protocols") or {}).get("cheema_folds", range(1, 11))]
+    return [int(f) for f in params.protocols.cheema_folds]

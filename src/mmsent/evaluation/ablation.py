@@ -31,7 +31,7 @@ from mmsent.evaluation.ensemble import decide as ensemble_decide, lines as ensem
 from mmsent.evaluation.metrics import aggregate, compute_metrics, fmt, fmt_interval, markdown_table, save_frame
 from mmsent.evaluation.stats import DECLARED, load_predictions
 from mmsent.io import read_json, write_text
-from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR, PREPARED_DIR
+from mmsent.paths import ABLATION_GROUP, PREPARED_DIR, RunPaths
 from mmsent.training.protocol import beats, protocol_config
 from mmsent.training.specs import chain_path, derive, describe_kept, model_specs, read_chain, spec_from
 
@@ -52,7 +52,7 @@ def ensemble_metrics(params: Params, models: str | list[str], dataset: str = "si
 
 
 def has_predictions(params: Params, model: str, dataset: str = "single") -> bool:
-    return any((params.path(PREDICTIONS_DIR) / model / dataset).glob("seed*.csv"))
+    return any(RunPaths(params).predictions(model, dataset).glob("seed*.csv"))
 
 
 def cpu_seconds_per_seed(metrics: dict[str, Any]) -> float:
@@ -92,10 +92,9 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
     the lever rows after it, as one pool of jobs; a row trained on an incumbent that has since been
     replaced is trained again on the new one, so the outcome is that of one row at a time. Without
     ``train`` the stored chain's specs are used."""
-    cfg = params.extra.get("ablation") or {}
     ratio = protocol_config(params).test_train_ratio
     specs = model_specs(params, chained=train is None)
-    rows = cfg.get("rows", [])
+    rows = params.ablation.rows
     out, incumbent, trained = [], None, {}  # trained: name -> the spec its metrics come from
     for i, step in enumerate(rows):
         spec, built_on = specs.get(step["model"]), None
@@ -117,8 +116,7 @@ def decide(params: Params, dataset: str = "single", train=None) -> list[dict[str
                              if r.get("needs_family") in (None, incumbent["spec"].family)]
                     train(batch)
                     trained.update({b.name: b for b in batch})
-        path = params.path(METRICS_DIR) / f"{step['model']}_{dataset}.json"
-        if spec is None or not path.is_file():
+        if spec is None or not (path := RunPaths(params).record(spec, dataset)).is_file():
             continue
         m = read_json(path)
         record = {"lever": step["lever"], "model": step["model"], "metrics": m, "kept": False, "verdict": None,
@@ -218,7 +216,7 @@ def build(params: Params, dataset: str = "single") -> Path:
            for r in table.drop_duplicates("model").itertuples() if has_predictions(params, r.model, dataset)]
     families = [{"ensemble of models (all seeds)": name, "models": ", ".join(members),
                  **{k: f"{ensemble_metrics(params, members, dataset)[k]:.2f}" for k in ("accuracy", "weighted_f1", "macro_f1")}}
-                for name, members in ((params.extra.get("ablation") or {}).get("family_ensembles") or {}).items()
+                for name, members in params.ablation.family_ensembles.items()
                 if all(has_predictions(params, m, dataset) for m in members)]
     predicted = has_predictions(params, best.model, dataset)
     dd = dedup_metrics(params, best.model, dataset) if predicted else None
@@ -239,7 +237,7 @@ def build(params: Params, dataset: str = "single") -> Path:
         "seed's share of any work done once per row, such as distillation teachers (the fold models cost about "
         "as much again per fold; features are cached once and not counted; see benchmarks.md).", "",
         markdown_table(table.drop(columns=["_cv"])), "",
-        f"Fold by fold: `reports/figures/{figure_name(params)}.png` (each line one fold model of each row; the "
+        f"Fold by fold: `reports/figures/{ABLATION_GROUP}/{figure_name(params)}.png` (each line one fold model of each row; the "
         "keep/drop rule reads these paired differences).", "",
         "*Kept* is a selection rule (better on the folds by more than one corrected SE of the paired fold "
         "differences), not a significance test; whether a kept configuration also beats its predecessor on test "
@@ -271,18 +269,17 @@ def build(params: Params, dataset: str = "single") -> Path:
     if cv_rows:
         from mmsent.evaluation.plots import cv_by_fold, save_figure
 
-        save_figure(cv_by_fold(cv_rows), params, figure_name(params))
+        save_figure(cv_by_fold(cv_rows), params, f"{ABLATION_GROUP}/{figure_name(params)}")
         folds = pd.DataFrame([{"model": r["model"], "fold": j, "weighted_f1": round(v, 4), "kept": r["kept"]}
                               for r in cv_rows for j, v in enumerate(r["metrics"]["cv"]["per_fold"]["weighted_f1"])])
         save_frame(folds, params.path("reports/tables") / f"{figure_name(params)}.csv")  # for `dvc plots show`
-    report = (params.extra.get("ablation") or {}).get("report", "reports/ablation.md")
+    report = params.ablation.report
     return write_text(params.path(report), "\n".join(lines))
 
 
 def figure_name(params: Params) -> str:
     """``ablation_cv_folds`` (another report, e.g. the full profile's, names its own: ``<report>_cv_folds``)."""
-    report = Path((params.extra.get("ablation") or {}).get("report", "reports/ablation.md")).stem
-    return f"{report}_cv_folds"
+    return f"{Path(params.ablation.report).stem}_cv_folds"
 
 
 def protocol_text(params: Params) -> str:
@@ -389,7 +386,7 @@ def run(params: Params, force: bool = False, only: list[str] | None = None) -> P
         raise KeyError(f"not ablation models in params.yaml: {unknown}")
     todo = []
     for spec in specs.values():
-        done = (params.path(METRICS_DIR) / f"{spec.name}_single.json").is_file()
+        done = RunPaths(params).record(spec, "single").is_file()
         wanted = spec.group == "ablation" and (only is None or spec.name in only)
         if wanted and (force or not (done and spec.family in EXPENSIVE_FAMILIES)):
             todo.append(spec)

@@ -39,7 +39,7 @@ from mmsent.evaluation.stats import load_predictions
 from mmsent.features.encoders import COLUMNS_OF
 from mmsent.io import read_json
 from mmsent.models.registry import input_width
-from mmsent.paths import METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR
+from mmsent.paths import RunPaths
 from mmsent.training.loop import load_checkpoint, save_checkpoint
 from mmsent.training.protocol import beats, held_out, pool, protocol_config
 
@@ -47,7 +47,7 @@ KEPT = "kept"  # in ensemble.candidates' members: the configuration the ablation
 
 
 def load_folds(params: Params, model: str, dataset: str = "single") -> dict[str, np.ndarray]:
-    path = params.path(PREDICTIONS_DIR) / model / dataset / "folds.npz"
+    path = RunPaths(params).predictions(model, dataset) / "folds.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {model} has no fold predictions (not cross-validated, or "
                                 "trained before they were kept); rerun its stage")
@@ -58,7 +58,7 @@ def load_folds(params: Params, model: str, dataset: str = "single") -> dict[str,
 def candidates(params: Params, kept: str) -> list[dict[str, Any]]:
     """``ensemble.candidates`` with ``kept`` resolved (members deduplicated, in order)."""
     out = []
-    for c in (params.extra.get("ensemble") or {}).get("candidates") or []:
+    for c in params.ensemble.candidates:
         members = list(dict.fromkeys(kept if m == KEPT else m for m in c["members"]))
         out.append({"name": c["name"], "members": members, "bag": bool(c.get("bag", False))})
     return out
@@ -88,7 +88,7 @@ def pool_gold(params: Params, dataset: str, ids: np.ndarray) -> np.ndarray:
 
 def may_ship(params: Params) -> bool:
     """``ensemble.ship``: whether the keep rule may replace the single configuration by an ensemble."""
-    return bool((params.extra.get("ensemble") or {}).get("ship", False))
+    return bool(params.ensemble.ship)
 
 
 def decide(params: Params, kept: str, dataset: str = "single") -> list[dict[str, Any]]:
@@ -143,7 +143,7 @@ def lines(params: Params, decided: list[dict[str, Any]], single: str) -> list[st
     if not decided:
         return []
     cfg = protocol_config(params)
-    refit = read_json(params.path(METRICS_DIR) / f"{single}_single.json")
+    refit = read_json(RunPaths(params).record(single, "single"))
     base = np.array(refit["cv"]["per_fold"]["weighted_f1"][: cfg.folds])  # its repeat-0 fold models
     choosing = may_ship(params)
     versus = "Δ vs kept (± SE)" if choosing else "Δ vs the single configuration (± SE)"
@@ -180,7 +180,7 @@ def lines(params: Params, decided: list[dict[str, Any]], single: str) -> list[st
 
 
 def _member_files(params: Params, model: str, bag: bool, seed: int, dataset: str) -> list[Path]:
-    folder = params.path(MODELS_DIR) / model / dataset
+    folder = RunPaths(params).models(model, dataset)
     if not bag:
         return [folder / f"seed{seed}.pt"]
     files = [folder / f"fold{j}.pt" for j in range(protocol_config(params).n_fits)]

@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from mmsent.config import Params  # noqa: E402
 from mmsent.data.labels import LABELS  # noqa: E402
 from mmsent.io import atomic_path, read_json  # noqa: E402
-from mmsent.paths import FIGURES_DIR, METRICS_DIR, PREDICTIONS_DIR  # noqa: E402
+from mmsent.paths import FIGURES_DIR, HISTORY_DIR, RunPaths  # noqa: E402
 
 WIDTH = 6.3  # inches: an A4 thesis text width, so a figure prints at 1:1 and its text stays readable
 DPI = 110  # the PNG's resolution: WIDTH * DPI pixels is the width the report shows it at
@@ -74,7 +74,7 @@ def wrap_name(name: str, width: int) -> str:
 
 
 def metrics_of(params: Params, model: str, dataset: str) -> dict:
-    return read_json(params.path(METRICS_DIR) / f"{model}_{dataset}.json")
+    return read_json(RunPaths(params).record(model, dataset))
 
 
 def run_label(model: str, dataset: str) -> str:
@@ -86,7 +86,7 @@ def history_of(params: Params, model: str, dataset: str) -> pd.DataFrame | None:
 
     A run is a seed, or a fold model (column ``fold``). Early stopping ends runs at different
     epochs; past the shortest one the mean would be that of the few runs that trained longest."""
-    path = params.path(METRICS_DIR) / "history" / f"{model}_{dataset}.csv"
+    path = RunPaths(params).history(model, dataset)
     if not path.is_file():
         return None
     hist = pd.read_csv(path)
@@ -103,7 +103,7 @@ def learning_curves(params: Params, runs: list[tuple[str, str]]):
     models the split they stop on (``dev_*`` columns); any other column (``held_*``) is not read."""
     frames = [h for m, d in runs if (h := history_of(params, m, d)) is not None]
     if not frames:
-        raise FileNotFoundError(f"no training curves for {runs} under {params.path(METRICS_DIR) / 'history'}")
+        raise FileNotFoundError(f"no training curves for {runs} under {params.path(HISTORY_DIR)}")
     hist = pd.concat(frames, ignore_index=True).assign(dev_wf1=lambda d: 100 * d["dev_weighted_f1"])
     losses = hist.melt(id_vars=["run", "epoch", "unit"], value_vars=["train_loss", "dev_loss"], var_name="loss")
     order = list(dict.fromkeys(hist["run"]))
@@ -240,7 +240,7 @@ def per_class_f1(params: Params, runs: list[tuple[str, str]]):
 def attention_by_class(params: Params, model: str, dataset: str = "single"):
     """Distribution of each input's attention weight (text, image, lexicon, ...: the prediction
     columns ``weights_<input>``), per gold class (test pairs, all seeds)."""
-    folder = params.path(PREDICTIONS_DIR) / model / dataset
+    folder = RunPaths(params).predictions(model, dataset)
     preds = pd.concat([pd.read_csv(p) for p in sorted(folder.glob("seed*.csv"))], ignore_index=True)
     columns = [c for c in preds if c.startswith("weights_")]
     if not columns:

@@ -28,7 +28,7 @@ from mmsent.evaluation.metrics import fmt, markdown_table  # noqa: E402
 from mmsent.evaluation.results import ANCHORS, CV_MEANING, collect  # noqa: E402
 from mmsent.evaluation.stats import DECLARED, PROTOCOL_NAMES, load_predictions, method_text, questions  # noqa: E402
 from mmsent.io import read_json, write_text  # noqa: E402
-from mmsent.paths import METRICS_DIR, PREPARED_DIR  # noqa: E402
+from mmsent.paths import PREPARED_DIR, RunPaths, best_path  # noqa: E402
 from mmsent.training.protocol import protocol_config  # noqa: E402
 from mmsent.training.specs import describe_kept, model_specs, read_chain, seeds  # noqa: E402
 
@@ -142,7 +142,7 @@ def shipped_lines(params: Params, df: pd.DataFrame) -> list[str]:
     shipped = chain.get("kept")
     if not shipped:
         return ["The ablation has not run yet: nothing ships.", ""]
-    m = read_json(params.path(METRICS_DIR) / f"{shipped}_single.json")
+    m = read_json(RunPaths(params).record(shipped, "single"))
     gaps = [f"{a['model']} ({a['source']}; {a['note']}): {m['accuracy']['mean'] - a['accuracy']:+.2f} accuracy, "
             f"{m['weighted_f1']['mean'] - a['weighted_f1']:+.2f} weighted F1 points"
             for a in ANCHORS if a["dataset"] == "single" and a["accuracy"] is not None]
@@ -154,7 +154,7 @@ def shipped_lines(params: Params, df: pd.DataFrame) -> list[str]:
              "fine-tuned on GPUs — on the protocol named; against them the shipped configuration stands at:", "",
              *[f"- {g}" for g in gaps], "",
              markdown_table(pd.DataFrame(ANCHORS)), "",
-             _img("shipped_confusion", params, f"{shipped}: test confusion matrix"), "",
+             _img("report/shipped_confusion", params, f"{shipped}: test confusion matrix"), "",
              attention_figure(params, shipped), ""]
     return lines
 
@@ -162,7 +162,7 @@ def shipped_lines(params: Params, df: pd.DataFrame) -> list[str]:
 def thesis_lines(params: Params) -> list[str]:
     """§9: which of the thesis's results this repository reproduces, generated from the metrics."""
     def metric(model: str, dataset: str) -> dict | None:
-        path = params.path(METRICS_DIR) / f"{model}_{dataset}.json"
+        path = RunPaths(params).record(model, dataset)
         return read_json(path) if path.is_file() else None
 
     thesis = {a["model"]: a for a in ANCHORS if a["source"] == "Thesis"}
@@ -196,7 +196,7 @@ def thesis_lines(params: Params) -> list[str]:
 
 
 # the fusion stage draws one model's attention weights (notebooks/04_fusion.ipynb); drawn once, shown here
-ATTENTION_FIGURE = ("attention_fusion", "fusion_attention_weights")
+ATTENTION_FIGURE = ("attention_fusion", "fusion/attention_weights")
 
 
 def attention_figure(params: Params, shipped: str) -> str:
@@ -208,32 +208,31 @@ def attention_figure(params: Params, shipped: str) -> str:
 
 def draw_figures(params: Params, sig: pd.DataFrame, examples: pd.DataFrame, fusion: str) -> None:
     if not sig.empty:
-        plots.save_figure(comparisons_figure(sig), params, "report_comparisons")
+        plots.save_figure(comparisons_figure(sig), params, "report/comparisons")
     if not examples.empty:
-        plots.save_figure(disagreement_figure(params, examples, fusion), params, "report_disagreements")
+        plots.save_figure(disagreement_figure(params, examples, fusion), params, "report/disagreements")
     shipped = read_chain(params).get("kept")
     if shipped:
-        plots.save_figure(plots.model_confusion(params, shipped), params, "shipped_confusion")
+        plots.save_figure(plots.model_confusion(params, shipped), params, "report/shipped_confusion")
 
 
 def tuning_lines(params: Params) -> list[str]:
     import yaml
 
-    cfg = params.extra.get("tuning") or {}
-    tuned = [m for m in cfg.get("models", []) if params.path(f"params/best_{m}.yaml").is_file()]
+    tuned = [m for m in params.tuning.models if best_path(params, m).is_file()]
     if not tuned:
         return ["No tuning results.", ""]
-    bests = {m: yaml.safe_load(params.path(f"params/best_{m}.yaml").read_text(encoding="utf-8")) for m in tuned}
+    bests = {m: yaml.safe_load(best_path(params, m).read_text(encoding="utf-8")) for m in tuned}
     specs = model_specs(params)
     inherit = {m for m, spec in specs.items() if spec.group == "ablation" or spec.tuned_from}
     everything = [r["model"] for _, r in collect(params).iterrows()]
     untuned = sorted({m for m in everything if m not in tuned and m not in inherit} - {"majority", "vader"})
     return ["Tuned with Optuna (seeded Sobol sampler, no pruner), each trial scored by CV wF1 on the first "
             "repeat's folds; the simplest trial within one corrected SE of the best is written: "
-            + ", ".join(f"`{m}` ({bests[m]['trials']} trials, [values](../params/best_{m}.yaml))" for m in tuned)
+            + ", ".join(f"`{m}` ({bests[m]['trials']} trials, [values](../params/tuned/best_{m}.yaml))" for m in tuned)
             + ". The lever rows of the ablation inherit the tuned values of the configuration they build on. "
             "Not tuned (hand-set settings): " + ", ".join(f"`{m}`" for m in untuned) + ".", "",
-            *[_img(f"tuning_{m}_history", params) for m in tuned], ""]
+            *[_img(f"tuning/{m}_history", params) for m in tuned], ""]
 
 
 def build(params: Params) -> Path:
@@ -242,7 +241,7 @@ def build(params: Params) -> Path:
     df = collect(params)
     sig = pd.read_csv(params.path("reports/tables/significance.csv"))
     chosen = {"text": "text_head", "image": "image_head", "fusion": "attention_fusion",
-              **((params.extra.get("report") or {}).get("error_analysis") or {})}
+              **params.report.error_analysis}
     examples = disagreement_examples(params, chosen["text"], chosen["image"], chosen["fusion"])
     draw_figures(params, sig, examples, chosen["fusion"])
     res_cols = ["model", "modalities", "CV wF1 (± SE)", "accuracy", "weighted F1", "95 % CI wF1", "macro F1", "seeds"]
@@ -270,7 +269,7 @@ def build(params: Params) -> Path:
         f"protocol where both models were run: {family} comparisons, one family. {method_text(sig, 10000) if len(sig) else ''}",
         "",
         *question_lines(params, sig),
-        _img("report_comparisons", params, "declared comparisons"), "",
+        _img("report/comparisons", params, "declared comparisons"), "",
         "Table: [tables/significance.md](tables/significance.md).", "",
         "## 2. Data", "",
         f"MVSA-Single: {s['raw_pairs']} raw pairs → {s['clean_pairs']} after the standard cleaning rule "
@@ -291,8 +290,8 @@ def build(params: Params) -> Path:
         "## 4. The shipped configuration", "",
         *shipped_lines(params, df),
         "## 5. Learning curves and confusion matrices", "",
-        *[_img(f"{group}_learning_curves", params) for group in ("text", "image", "fusion")], "",
-        *[_img(f"{group}_confusion_{dataset}", params) for group in ("text", "image", "fusion")
+        *[_img(f"{group}/learning_curves", params) for group in params.groups], "",
+        *[_img(f"{group}/confusion_{dataset}", params) for group in params.groups
           for dataset in ("single", "multiple")], "",
         "## 6. Tuning", "",
         *tuning_lines(params),
@@ -301,7 +300,7 @@ def build(params: Params) -> Path:
         "call (`report.error_analysis` in params.yaml picks the three): the "
         "first three in test order where fusion is right, then the first three where it is wrong (so not a sample of "
         "its accuracy); each title says RIGHT or WRONG.", "",
-        _img("report_disagreements", params), "",
+        _img("report/disagreements", params), "",
         markdown_table(examples.drop(columns=["image"]).reset_index()), "",
         "## 8. What limits these numbers", "",
         "- Frozen, small, offline encoders (MiniLM-L6 384-d, EfficientNet-Lite0 1280-d) and CPU-only training; the "

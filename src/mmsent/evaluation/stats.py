@@ -41,7 +41,7 @@ from mmsent.config import Params
 from mmsent.data.labels import LABEL2ID
 from mmsent.evaluation.paired import Runs, bootstrap_test, distinct, fold_differences, fold_level_test, two_level_bootstrap
 from mmsent.io import read_json
-from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR
+from mmsent.paths import PREDICTIONS_DIR, RunPaths, best_path
 
 # when the declarations the reports rest on were written (git history): after the scores they govern existed
 DECLARED = {
@@ -53,7 +53,7 @@ PROTOCOL_NAMES = {"clmlf": "CLMLF split", "agreement": "agreement split", "cheem
 
 
 def load_predictions(params: Params, model: str, dataset: str) -> dict[int, pd.DataFrame]:
-    folder = params.path(PREDICTIONS_DIR) / model / dataset
+    folder = RunPaths(params).predictions(model, dataset)
     out = {int(p.stem.removeprefix("seed")): pd.read_csv(p, dtype={"id": str}) for p in sorted(folder.glob("seed*.csv"))}
     if not out:
         raise FileNotFoundError(f"no predictions in {folder}")
@@ -101,7 +101,7 @@ def questions(params: Params) -> list[Question]:
 
     shipped = read_chain(params).get("kept")
     out = []
-    for raw in (params.extra.get("report") or {}).get("questions") or []:
+    for raw in params.report.questions:
         q = Question(**raw)
         if SHIPPED in (q.a, q.b):
             if not shipped:
@@ -135,9 +135,9 @@ def cheema_folds(params: Params, ids: list[str]) -> tuple[list[np.ndarray], floa
 
 def selection_of(params: Params, model: str, dataset: str) -> tuple[str, int]:
     """How a model's settings were chosen (cross-validation or the dev split) and its tuning trials (0: hand-set)."""
-    path = params.path(METRICS_DIR) / f"{model}_{dataset}.json"
+    path = RunPaths(params).record(model, dataset)
     selection = read_json(path).get("selection", "dev split") if path.is_file() else "dev split"
-    best = params.path(f"params/best_{model}.yaml")
+    best = best_path(params, model)
     trials = int((yaml.safe_load(best.read_text("utf-8")) or {}).get("trials", 0)) if best.is_file() else 0
     return selection, trials
 
@@ -154,7 +154,7 @@ def confounds(params: Params, a: str, b: str, dataset: str) -> str:
 
 
 def primary_protocol(params: Params) -> str:
-    return str((params.extra.get("report") or {}).get("primary_protocol", "clmlf"))
+    return str(params.report.primary_protocol)
 
 
 def family_table(params: Params, alpha: float = 0.05, reps: int = 10000) -> pd.DataFrame:

@@ -80,11 +80,10 @@ def load_features(params: Params, encoder: str, dataset: str) -> FeatureSet:
 def perturbed(params: Params, X: np.ndarray, encoder: str, dataset: str) -> np.ndarray:
     """``X`` times (1 + scale · N(0, 1)) when ``perturb.scale`` is set: another machine's float
     kernels, simulated (``mmsent check-reproducible --perturb``). Seeded per cache, so repeatable."""
-    cfg = params.extra.get("perturb") or {}
-    scale = float(cfg.get("scale", 0.0))
+    scale = float(params.perturb.scale)
     if not scale:
         return X
-    key = zlib.crc32(f"{encoder}/{dataset}/{cfg.get('seed', 1)}".encode())
+    key = zlib.crc32(f"{encoder}/{dataset}/{params.perturb.seed}".encode())
     noise = np.random.default_rng(key).standard_normal(X.shape, dtype=np.float32)
     return (X.astype(np.float32) * (1 + scale * noise)).astype(X.dtype)
 

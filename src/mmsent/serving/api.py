@@ -11,9 +11,6 @@ import binascii
 import hmac
 import os
 import tempfile
-import threading
-import traceback
-import uuid
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -25,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from mmsent.data.images import DEFAULT_MAX_BYTES, ImageLoadError, ImageTooLargeError
 from mmsent.data.labels import LABELS
+from mmsent.serving.jobs import Jobs
 from mmsent.serving.pipeline import Pipeline
 from mmsent.serving.prepared import MAX_TEXT_CHARS, InputError
 from mmsent.version import __version__
@@ -84,6 +82,7 @@ class JobOut(BaseModel):
     metrics: Optional[dict[str, Any]] = None
     served_seed: Optional[int] = None
     checkpoint: Optional[str] = None  # where the trained model was saved (it is served from there)
+    training_metrics: Optional[str] = None  # its per-epoch, per-class training_metrics.txt
     error: Optional[str] = None
 
 
@@ -102,17 +101,6 @@ class TrainIn(BaseModel):
     model: Optional[str] = Field(None, description="a model name from params.yaml (default: the shipped "
                                                    "configuration, as the ablation kept it)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="params.yaml overrides, nested")
-
-
-class Jobs:
-    """Background training jobs; one at a time so a job never competes with another for the CPU."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.lock = threading.Lock()
-
-    def running(self) -> bool:
-        return any(j["status"] in ("queued", "running") for j in self.jobs.values())
 
 
 def is_loopback(host: str) -> bool:
@@ -141,7 +129,8 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
     parameter overrides on the server's CPU and replaces the model it serves."""
     app = FastAPI(title="mmsent", version=__version__,
                   description="Multimodal (text + image) tweet sentiment: positive / neutral / negative.")
-    state = {"pipe": pipeline or Pipeline.load(model_path), "jobs": Jobs()}
+    jobs = Jobs()
+    state = {"pipe": pipeline or Pipeline.load(model_path), "jobs": jobs}
     image_root = Path(image_dir).resolve() if image_dir else None
     token = train_token or os.environ.get(TRAIN_TOKEN_ENV) or None
     checkpoints = Path(checkpoint_dir or "mmsent-checkpoints")  # where /train/pairs saves what it trains
@@ -237,50 +226,45 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
                                                               "error_type": type(p).__name__} for p in pairs]
         return {"results": results}
 
+    def start_training(model: Optional[str], overrides: dict[str, Any]) -> str:
+        """A job training ``model`` (default: the shipped configuration) as the pipeline does; shared
+        by ``POST /train`` and the source system's ``POST /train_model``."""
+        from mmsent.config import load_params
+        from mmsent.training.specs import model_specs, read_chain
+
+        found: dict[str, Any] = {}
+
+        def check() -> None:
+            try:
+                found["params"] = params = load_params(params_path, overrides=overrides)
+                found["specs"] = specs = model_specs(params)
+            except (ValueError, FileNotFoundError, TypeError) as exc:
+                raise HTTPException(400, f"bad training request: {exc}")
+            found["name"] = name = model or read_chain(params).get("kept") or "attention_fusion"
+            if name not in specs:
+                raise HTTPException(404, f"unknown model {name!r}; known: {sorted(specs)}")
+
+        def work(job_id: str) -> tuple[Pipeline, dict[str, Any]]:
+            from mmsent.paths import RunPaths
+            from mmsent.serving.ship import shipped_seed
+            from mmsent.training.runs import run_model
+
+            params, spec = found["params"], found["specs"][found["name"]]
+            result = run_model(params, spec)["single"]
+            seed = shipped_seed(params)  # the first seed: no seed is picked by a score
+            path = RunPaths(params).checkpoint(spec, "single", seed)
+            return Pipeline.load(path), {
+                "metrics": {k: result[k] for k in ("accuracy", "weighted_f1", "macro_f1")}, "served_seed": seed,
+                "checkpoint": str(path), "training_metrics": str(RunPaths(params).training_metrics(spec, "single"))}
+
+        label = model or "the shipped configuration"
+        return jobs.submit(label, work, lambda pipe: state.update(pipe=pipe), check)
+
     @app.post("/train", status_code=202, response_model=JobAccepted, responses=errors(400, 401, 403, 404, 409))
     def train(body: TrainIn, authorization: str | None = Header(None)) -> dict[str, Any]:
         """Start a background training job for one model; the served model switches on success."""
         allowed_to_train(authorization)
-        from mmsent.config import load_params
-        from mmsent.training.specs import model_specs
-
-        jobs: Jobs = state["jobs"]
-        with jobs.lock:
-            if jobs.running():
-                raise HTTPException(409, "a training job is already running")
-            try:
-                params = load_params(params_path, overrides=body.overrides)
-                specs = model_specs(params)
-            except (ValueError, FileNotFoundError, TypeError) as exc:
-                raise HTTPException(400, f"bad training request: {exc}")
-            from mmsent.training.specs import read_chain
-
-            name = body.model or read_chain(params).get("kept") or "attention_fusion"
-            if name not in specs:
-                raise HTTPException(404, f"unknown model {name!r}; known: {sorted(specs)}")
-            job_id = uuid.uuid4().hex[:12]
-            jobs.jobs[job_id] = {"id": job_id, "model": name, "status": "queued"}
-
-        def work() -> None:
-            from mmsent.paths import MODELS_DIR
-            from mmsent.training.runs import run_model
-            from mmsent.serving.ship import shipped_seed
-
-            job = jobs.jobs[job_id]
-            job["status"] = "running"
-            try:
-                result = run_model(params, specs[name])["single"]
-                seed = shipped_seed(params)  # the first seed: no seed is picked by a score
-                path = params.path(MODELS_DIR) / name / "single" / f"seed{seed}.pt"
-                state["pipe"] = Pipeline.load(path)  # swap only after a complete, successful run
-                job.update(status="succeeded", metrics={k: result[k] for k in ("accuracy", "weighted_f1", "macro_f1")},
-                           served_seed=seed, checkpoint=str(path))
-            except Exception as exc:  # a failed job leaves the served model as it was
-                job.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                           trace=traceback.format_exc(limit=3))
-
-        threading.Thread(target=work, daemon=True, name=f"train-{job_id}").start()
-        return {"job_id": job_id, "status": "queued"}
+        return {"job_id": start_training(body.model, body.overrides), "status": "queued"}
 
     @app.post("/train/pairs", status_code=202, response_model=JobAccepted, responses=errors(401, 403, 409, 413))
     async def train_pairs(file: UploadFile = File(..., description="labelled pairs: .csv, .jsonl or .parquet"),
@@ -308,30 +292,23 @@ def create_app(model_path: str | Path | None = None, params_path: str | Path | N
         for value in (table[image_col] if image_col in table.columns else []):
             if value:
                 resolve_path(value)  # 403 outside the image directory, as for /predict
-        jobs: Jobs = state["jobs"]
-        with jobs.lock:
-            if jobs.running():
-                raise HTTPException(409, "a training job is already running")
-            job_id = uuid.uuid4().hex[:12]
-            jobs.jobs[job_id] = {"id": job_id, "model": f"own data ({file.filename})", "status": "queued"}
 
-        def work() -> None:
+        def work(job_id: str) -> tuple[Pipeline, dict[str, Any]]:
             from mmsent.training.own_data import FitConfig, fit_own
 
-            job = jobs.jobs[job_id]
-            job["status"] = "running"
-            try:
-                out = checkpoints / f"own-{job_id}.pt"
-                summary = fit_own(state["pipe"], upload, out, label_col, text_col, image_col, image_root,
-                                  FitConfig(folds=folds))
-                state["pipe"] = Pipeline.load(out)  # swap only after a complete, successful run
-                job.update(status="succeeded", checkpoint=str(out),
-                           metrics={k: summary[k] for k in ("cv_weighted_f1", "cv_se", "cv_accuracy", "pairs")})
-            except Exception as exc:  # a bad file or a failed job leaves the served model as it was
-                job.update(status="failed", error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc(limit=3))
+            out = checkpoints / f"own-{job_id}.pt"
+            summary = fit_own(state["pipe"], upload, out, label_col, text_col, image_col, image_root,
+                              FitConfig(folds=folds))
+            return Pipeline.load(out), {"checkpoint": str(out), "training_metrics": summary["training_metrics"],
+                                        "metrics": {k: summary[k] for k in ("cv_weighted_f1", "cv_se", "cv_accuracy",
+                                                                            "pairs")}}
 
-        threading.Thread(target=work, daemon=True, name=f"train-{job_id}").start()
+        job_id = jobs.submit(f"own data ({file.filename})", work, lambda pipe: state.update(pipe=pipe))
         return {"job_id": job_id, "status": "queued"}
+
+    from mmsent.serving import compat
+
+    compat.add_routes(app, start_training, allowed_to_train, resolve_path, score, errors, JobAccepted, Prediction)
 
     @app.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_none=True, responses=errors(404))
     def job(job_id: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from mmsent.config import Params
 from mmsent.data.labels import LABEL2ID, LABELS
 from mmsent.evaluation.metrics import fmt, markdown_table
 from mmsent.io import atomic_path, read_json, replace_block, write_text
-from mmsent.paths import ASSETS, METRICS_DIR, MODELS_DIR
+from mmsent.paths import ASSETS, RunPaths
 from mmsent.training.specs import describe_kept, model_specs, read_chain, train_config
 
 
@@ -127,7 +127,7 @@ def cross_fitted(params: Params, model: str, seed: int, dataset: str = "single")
 
     spec = model_specs(params)[model]
     config, data = cv_inputs(params, spec, dataset, load_parts(params, dataset))
-    epochs = read_json(params.path(METRICS_DIR) / f"{model}_{dataset}.json")["cv"]["epochs"]
+    epochs = read_json(RunPaths(params).record(model, dataset))["cv"]["epochs"]
     probs = np.zeros((len(data["train"]), len(LABELS)))
     for held in held_out(params, data["train"].ids, dataset, repeats=1):
         net, _ = train_once(params, spec, config, {**data, "train": with_augment(data, ~held), "dev": None}, seed,
@@ -208,7 +208,7 @@ def by_modality(params: Params, model: str, dataset: str = "single") -> dict[str
         masked[view] = TensorData(inputs, test.labels, test.ids)
     runs: dict[str, list] = {view: [] for view in views}
     for seed in protocol_config(params).final_seeds:  # each checkpoint loaded once, scored on every view
-        net, _ = load_checkpoint(params.path(MODELS_DIR) / model / dataset / f"seed{seed}.pt")
+        net, _ = load_checkpoint(RunPaths(params).checkpoint(model, dataset, seed))
         for view, data in masked.items():
             runs[view].append(compute_metrics(gold, predict_proba(net, data)[0].argmax(1)))
     return {view: aggregate(scored) for view, scored in runs.items()}
@@ -272,7 +272,7 @@ over-confident):
 
 def model_card(params: Params, model: str, seed: int, table: pd.DataFrame, dataset: str = "single",
                chosen: dict | None = None, calibration: dict | None = None, expect: str = "") -> str:
-    m = read_json(params.path(METRICS_DIR) / f"{model}_{dataset}.json")
+    m = read_json(RunPaths(params).record(model, dataset))
     own = next(s for s in m["per_seed"] if s["seed"] == seed)
     per_class = "\n".join(f"| {lab} | {fmt(m['per_class_f1'][lab])} | {own['per_class'][lab]['f1']:.2f} |" for lab in LABELS)
     return f"""# Model card: mmsent default model
@@ -329,7 +329,7 @@ def run(params: Params, dataset: str = "single") -> dict:
                                       model_name=chosen["name"], member_models=chosen["members"],
                                       bagged=chosen["bag"])
         else:
-            shutil.copyfile(params.path(MODELS_DIR) / model / dataset / f"seed{seed}.pt", tmp)
+            shutil.copyfile(RunPaths(params).checkpoint(model, dataset, seed), tmp)
         payload = torch.load(tmp, map_location="cpu", weights_only=True)
         # what `mmsent fit` needs to train this head's configuration on someone else's pairs
         train = dataclasses.asdict(train_config(params, model_specs(params)[model], dataset))

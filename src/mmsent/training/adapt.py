@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +29,16 @@ from mmsent.features.base import local_model_path
 from mmsent.features.text_encoders import mean_pool
 from mmsent.io import replace_dir, write_json
 from mmsent.progress import bar
+from mmsent.sections import AdaptConfig  # noqa: F401  (re-exported)
 
 SUMMARY = "mmsent_adapt.json"  # written inside the saved folder: what it was trained on
 
 
-@dataclass
-class AdaptConfig:
-    encoder: str = "minilm"  # "minilm" or st:<sentence-transformers folder>
-    dest: str = "data/weights/minilm-mvsa-multiple"
-    epochs: int = 1
-    lr: float = 3e-5  # the encoder's rate; the throw-away head trains at head_lr
-    head_lr: float = 1e-3
-    weight_decay: float = 0.01
-    batch_size: int = 32
-    max_length: int = 64
-    seed: int = 0
-    device: str = "auto"
 
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError("adapt.epochs must be >= 1")
-        if not (self.encoder == "minilm" or self.encoder.startswith("st:")):
-            raise ValueError(f"adapt.encoder must be 'minilm' or st:<folder>, not {self.encoder!r}")
 
 
 def adapt_config(params: Params) -> AdaptConfig:
-    return AdaptConfig(**(params.extra.get("adapt") or {}))
+    return params.adapt
 
 
 def training_texts(params: Params) -> tuple[list[str], np.ndarray, int]:

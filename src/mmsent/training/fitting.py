@@ -21,7 +21,7 @@ from mmsent.io import read_json
 from mmsent.models import build_model
 from mmsent.models.baselines import BASELINES
 from mmsent.parallel import resolve_workers
-from mmsent.paths import METRICS_DIR, MODELS_DIR, PREDICTIONS_DIR
+from mmsent.paths import RunPaths
 from mmsent.training.protocol import protocol_config
 from mmsent.training.loop import TensorData, fit, predict_proba, save_checkpoint, with_augment
 from mmsent.training.specs import ModelSpec, train_config
@@ -81,7 +81,7 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
                                                        parts["train"]["label_id"].astype(int))
         probs, extras, history, model = clf.predict_proba(list(parts["test"]["text"])), {}, [], None
     else:
-        run_dir = params.path(MODELS_DIR) / spec.name / dataset
+        run_dir = RunPaths(params).models(spec, dataset)
         model, history = train_once(params, spec, config, data, seed, train_overrides=overrides,
                                     resume=run_dir / f".seed{seed}.resume.pt", dataset=dataset)
         probs, extras = predict_proba(model, data["test"], device=next(model.parameters()).device)
@@ -90,10 +90,10 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
     gold = parts["test"]["label_id"].astype(int).to_numpy()
     metrics = compute_metrics(gold, probs.argmax(1))
     save_frame(predictions_frame(parts["test"]["id"], gold, probs, extras),
-               params.path(PREDICTIONS_DIR) / spec.name / dataset / f"seed{seed}.csv")
+               RunPaths(params).predictions(spec, dataset) / f"seed{seed}.csv")
     facts = dict(data["train"].facts) if data else {}
     if model is not None:
-        save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"seed{seed}.pt", model,
+        save_checkpoint(RunPaths(params).checkpoint(spec, dataset, seed), model,
                         spec.family, **checkpoint_meta(params, spec, dataset), seed=seed, history=history,
                         test_metrics=metrics)
         if hasattr(model, "facts"):  # what a family reports of itself (ImageNet weights, GloVe coverage)
@@ -104,13 +104,13 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
 
 def train_workers(params: Params, jobs: int, device: str = "auto") -> int:
     """How many training jobs (seeds, tuning studies) run at once: ``train.workers`` on ``device``."""
-    return resolve_workers((params.extra.get("train") or {}).get("workers", "auto"), jobs, str(pick_device(device)))
+    return resolve_workers(params.train.workers, jobs, str(pick_device(device)))
 
 
 def expected_seconds(params: Params, name: str, dataset: str) -> float:
     """A seed's training time in the last run (its metrics file), for scheduling only; unknown
     models count as the longest, so nothing slow is left for the end."""
-    path = params.path(METRICS_DIR) / f"{name}_{dataset}.json"
+    path = RunPaths(params).record(name, dataset)
     try:
         return float(read_json(path)["train_seconds_per_seed"])
     except (OSError, KeyError, TypeError, ValueError):
@@ -165,7 +165,7 @@ def run_fold(params: Params, spec: ModelSpec, dataset: str, config, data: dict[s
     test = data.get("test")
     probs = predict_proba(model, test)[0] if test is not None and len(test) else None
     if save:  # the fold models are what a bagged ensemble ships (mmsent.evaluation.ensemble)
-        save_checkpoint(params.path(MODELS_DIR) / spec.name / dataset / f"fold{fold}.pt", model, spec.family,
+        save_checkpoint(RunPaths(params).checkpoint(spec, dataset, f"fold{fold}"), model, spec.family,
                         **checkpoint_meta(params, spec, dataset), fold=fold, history=history)
     return {"weighted_f1": 100 * best["held_weighted_f1"], "accuracy": 100 * best["held_acc"],
             "epoch": int(best["epoch"]), "history": history, "test_probs": probs,

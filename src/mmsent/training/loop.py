@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, precision_recall_fscore_support
 import torch
 from torch import nn
 
@@ -31,45 +31,10 @@ from mmsent.io import atomic_path
 from mmsent.progress import bar
 from mmsent.training.losses import supervised_contrastive, view_contrastive
 from mmsent.version import __version__
+from mmsent.sections import TrainConfig  # noqa: F401  (re-exported: the loop's settings)
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    scheduler: str = "plateau"  # plateau | cosine | none
-    patience: int = 6  # epochs without a better dev weighted F1 before stopping
-    grad_clip: float = 1.0
-    class_weights: bool = False
-    label_smoothing: float = 0.0
-    soft_weight: float = 0.0  # > 0: also cross-entropy against the train split's SOFT_LABEL (mmsent.training.distill)
-    # > 0: also the supervised contrastive loss on the model's fused representation (mmsent.training.losses)
-    contrastive_weight: float = 0.0
-    contrastive_temperature: float = 0.1
-    # > 0: also the view-contrastive loss between each training pair and its augmented view (the model's
-    # ``augment_as: view``; CLMLF's data-based half), at contrastive_temperature
-    view_contrastive_weight: float = 0.0
-    # a final model: train exactly this many epochs of the ``epochs``-long schedule, no dev, last weights kept
-    # (the count cross-validation chose; the schedule is the one the fold models followed)
-    stop_after: int | None = None
-    device: str = "auto"
-    progress: bool = False
 
-    def __post_init__(self) -> None:
-        if self.scheduler not in ("plateau", "cosine", "none"):
-            raise ValueError(f"train.scheduler must be plateau, cosine or none, not {self.scheduler!r}")
-        if self.soft_weight < 0:
-            raise ValueError("train.soft_weight must be >= 0")
-        if self.contrastive_weight < 0 or self.view_contrastive_weight < 0 or self.contrastive_temperature <= 0:
-            raise ValueError("train.contrastive_weight and train.view_contrastive_weight must be >= 0 and "
-                             "train.contrastive_temperature > 0")
-        if self.stop_after is not None and not 1 <= self.stop_after <= self.epochs:
-            raise ValueError(f"train.stop_after must be within 1..epochs ({self.epochs}), not {self.stop_after}")
-        if self.stop_after is not None and self.scheduler == "plateau":
-            raise ValueError("a fixed-epoch final model has no dev split to drive the plateau scheduler: "
-                             "use scheduler cosine or none")
 
 
 SOFT_LABEL = "soft_label"  # a train input: per-pair target probabilities (self-distillation)
@@ -161,6 +126,14 @@ def weighted_f1(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(f1_score(labels, probs.argmax(1), average="weighted", zero_division=0))
 
 
+def per_class(labels: np.ndarray, probs: np.ndarray, names: list[str]) -> dict[str, float]:
+    """``dev_precision_<name>``, ``dev_recall_<name>``, ``dev_f1_<name>`` (0 for a class never predicted)."""
+    p, r, f, _ = precision_recall_fscore_support(labels, probs.argmax(1), labels=list(range(len(names))),
+                                                 zero_division=0)
+    return {f"dev_{kind}_{name}": float(v[i]) for kind, v in (("precision", p), ("recall", r), ("f1", f))
+            for i, name in enumerate(names)}
+
+
 def _scheduler(cfg: TrainConfig, optimizer):
     if cfg.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
@@ -194,9 +167,13 @@ def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
 
 def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainConfig, seed: int = 0,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
-        resume: str | Path | None = None, watch: TensorData | None = None) -> list[dict[str, Any]]:
+        resume: str | Path | None = None, watch: TensorData | None = None,
+        label_names: list[str] | None = None) -> list[dict[str, Any]]:
     """Train ``model`` in place; returns the per-epoch history. The best dev epoch is kept, or
     with ``cfg.stop_after`` (``dev`` may then be None) the last of that many epochs.
+
+    Each dev epoch's record carries precision, recall and F1 per class (``dev_f1_<label>``, the
+    labels ``label_names``, default positive / neutral / negative): the training-metrics file.
 
     ``watch``: pairs scored after every epoch into the history (``held_acc``, ``held_weighted_f1``)
     and never read by any choice: how much choosing the epoch on them would have flattered them.
@@ -284,7 +261,8 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainC
             dev_f1 = weighted_f1(dev_labels, probs)
             record.update(dev_loss=float(nn.functional.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)),
                                                                 dev.labels)),
-                          dev_acc=float((probs.argmax(1) == dev_labels).mean()), dev_weighted_f1=dev_f1)
+                          dev_acc=float((probs.argmax(1) == dev_labels).mean()), dev_weighted_f1=dev_f1,
+                          **per_class(dev_labels, probs, label_names or list(ID2LABEL.values())))
         if watch is not None:
             probs, _ = predict_proba(model, watch, device=device)
             record.update(held_acc=float((probs.argmax(1) == watch.labels.numpy()).mean()),

@@ -32,11 +32,11 @@ NESTED_DIR = f"{METRICS_DIR}/nested"
 
 def nested_model(params: Params) -> str | None:
     """``nested.model``, checked to be a tuned model; None when params.yaml names none."""
-    model = (params.extra.get("nested") or {}).get("model")
+    model = params.nested.model
     if model is None:
         return None
-    if model not in tuning_config(params).get("models", []):
-        raise ValueError(f"nested.model must be one of tuning.models {tuning_config(params).get('models')}, not {model!r}")
+    if model not in tuning_config(params).models:
+        raise ValueError(f"nested.model must be one of tuning.models {tuning_config(params).models}, not {model!r}")
     return model
 
 
@@ -48,7 +48,7 @@ def load(params: Params) -> dict[str, Any] | None:
 
 
 def result_path(params: Params, model: str):
-    return params.path(NESTED_DIR) / f"{model}_{tuning_config(params).get('dataset', 'single')}.json"
+    return params.path(NESTED_DIR) / f"{model}_{tuning_config(params).dataset}.json"
 
 
 def candidates(params: Params, model: str) -> list[optuna.trial.FrozenTrial]:
@@ -123,8 +123,8 @@ def run(params: Params) -> dict[str, Any]:
              "optimism": round(picked[k][1] - outer[k]["weighted_f1"], 4)} for k in outers]
     optimism = np.array([r["optimism"] for r in rows])
     summary = {
-        "model": model, "dataset": tuning_config(params).get("dataset", "single"), "outer_folds": protocol.folds,
-        "inner_folds": protocol.folds, "trials": len(trials), "trial_train": tuning_config(params).get("trial_train"),
+        "model": model, "dataset": tuning_config(params).dataset, "outer_folds": protocol.folds,
+        "inner_folds": protocol.folds, "trials": len(trials), "trial_train": tuning_config(params).trial_train,
         "full_tuning_chosen_trial": full.get("trial"),
         "same_choice_as_full_tuning": sum(r["chosen_trial"] == full.get("trial") for r in rows),
         "per_outer_fold": rows,

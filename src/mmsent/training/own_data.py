@@ -31,6 +31,7 @@ from mmsent.io import write_text
 from mmsent.models import build_model
 from mmsent.serving.batch import read_pairs
 from mmsent.serving.prepared import InputError
+from mmsent.training import metrics_file
 from mmsent.training.fitting import inner_split
 from mmsent.training.loop import TensorData, TrainConfig, fit, predict_proba, save_checkpoint
 from mmsent.training.protocol import corrected_se, cv_epochs, test_train_ratio
@@ -127,7 +128,7 @@ def fit_own(pipe, path: Path, out: Path, label_col: str = "label", text_col: str
                                         cfg.batch_size)
     family, config = head_config(pipe.payload, len(names))
     labels = data.labels.numpy()
-    folds, epochs = [], []
+    folds, epochs, histories = [], [], []
     splitter = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
     for j, (_, held_index) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
         held = np.zeros(len(labels), bool)
@@ -136,7 +137,8 @@ def fit_own(pipe, path: Path, out: Path, label_col: str = "label", text_col: str
         torch.manual_seed(cfg.seed + j)
         model = build_model(family, config)
         history = fit(model, data.subset(~held & ~stop), data.subset(stop), train_config(pipe.payload),
-                      seed=cfg.seed + j)
+                      seed=cfg.seed + j, label_names=names)
+        histories.append((f"fold{j}", history))
         epochs.append(int(max(history, key=lambda h: h["dev_weighted_f1"])["epoch"]))
         probs, _ = predict_proba(model, data.subset(held))
         folds.append(compute_metrics(labels[held], probs.argmax(1)))
@@ -155,7 +157,8 @@ def fit_own(pipe, path: Path, out: Path, label_col: str = "label", text_col: str
     save_checkpoint(out, model, family, **meta, model_name=out.stem, dataset=f"own data ({Path(path).name})",
                     id2label=dict(enumerate(names)), history=history, own_data=card)
     write_text(out.with_suffix(".md"), model_card(card))
-    return {**card, "out": str(out), "card": str(out.with_suffix(".md"))}
+    metrics = metrics_file.write(metrics_file.path_for(out), [*histories, ("final", history)])
+    return {**card, "out": str(out), "card": str(out.with_suffix(".md")), "training_metrics": str(metrics)}
 
 
 def model_card(card: dict[str, Any]) -> str:

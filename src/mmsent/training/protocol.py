@@ -19,58 +19,24 @@ ordered simplest first (ablation rows add one lever each; tuning trials are rank
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import RepeatedStratifiedKFold
 
-from mmsent.config import Params, build_section
+from mmsent.config import Params
 from mmsent.evaluation.metrics import save_frame
 from mmsent.paths import FOLDS_DIR
+from mmsent.sections import ProtocolConfig, test_train_ratio  # noqa: F401  (re-exported)
 
 
-@dataclass
-class ProtocolConfig:
-    folds: int = 5  # k
-    repeats: int = 2  # each repeat cuts train + dev anew
-    seed: int = 0  # the cut (and each fold model's seed is its fold number)
-    # seeds of a cross-validated model's final models: they cost seconds each, and more of them keep
-    # the reported mean within its rerun interval (the perturbation check, reports/reproducibility.md)
-    final_seeds: list[int] = field(default_factory=lambda: list(range(10)))
-    # share of a fold model's training part held back to pick its epoch, so the fold it is scored on
-    # chooses nothing (scoring on the fold that stopped it read 2-4 points high: docs/protocol.md)
-    inner_fraction: float = 0.2
 
-    def __post_init__(self) -> None:
-        if self.folds < 2:
-            raise ValueError("protocol.folds must be >= 2")
-        if self.repeats < 1:
-            raise ValueError("protocol.repeats must be >= 1")
-        if not 0 < self.inner_fraction < 1:
-            raise ValueError("protocol.inner_fraction must be between 0 and 1")
-        if not self.final_seeds:
-            raise ValueError("protocol.final_seeds must name at least one seed")
-
-    @property
-    def n_fits(self) -> int:
-        return self.folds * self.repeats
-
-    @property
-    def test_train_ratio(self) -> float:
-        """n_test / n_train of a fold model, the Nadeau-Bengio correction's ratio: it is scored on
-        1/k of the pool and trained on the rest less its inner split (0.2 / 0.64 = 0.3125 at k = 5)."""
-        return test_train_ratio(self.folds, self.inner_fraction)
-
-
-def test_train_ratio(folds: int, inner_fraction: float = 0.0) -> float:
-    """n_test / n_train of a k-fold model that holds back ``inner_fraction`` of its training part."""
-    return (1 / folds) / ((1 - 1 / folds) * (1 - inner_fraction))
 
 
 def protocol_config(params: Params) -> ProtocolConfig:
-    return build_section(ProtocolConfig, params.extra.get("protocol") or {}, "protocol")
+    return params.protocol
 
 
 def make_folds(ids: list[str], labels: np.ndarray, cfg: ProtocolConfig) -> pd.DataFrame:

@@ -74,7 +74,7 @@ def protocol_models(params: Params) -> list[str]:
     """``protocols.models`` and the configuration the ablation kept (what ships)."""
     from mmsent.evaluation.ablation import kept_model
 
-    names = list((params.extra.get("protocols") or {}).get("models", []))
+    names = list(params.protocols.models)
     shipped = kept_model(params)
     return names + ([shipped] if shipped not in names else [])
 

@@ -27,11 +27,12 @@ import pandas as pd
 
 from mmsent.config import Params
 from mmsent.data.mvsa import load_parts
-from mmsent.evaluation.metrics import aggregate, bootstrap_interval, compute_metrics, save_frame, write_scores
+from mmsent.evaluation.metrics import aggregate, bootstrap_interval, compute_metrics, save_frame, scores
 from mmsent.io import atomic_path, write_json
 from mmsent.models.baselines import BASELINES
 from mmsent.parallel import run_jobs
-from mmsent.paths import METRICS_DIR, PREDICTIONS_DIR, SCORES_DIR
+from mmsent.paths import RunPaths
+from mmsent.training import metrics_file
 from mmsent.training.fitting import expected_seconds, job_workers, run_fold, run_seed
 from mmsent.training.inputs import build_inputs, cv_inputs
 from mmsent.training.loop import with_augment
@@ -90,10 +91,13 @@ def summarize(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd
         summary["fold_ensemble"] = {k: v for k, v in compute_metrics(gold, ensemble).items() if k in
                                     ("accuracy", "weighted_f1", "macro_f1")}
         histories = [{"fold": j, "seed": j, **h} for j, f in enumerate(folds) for h in f["history"]]
-    write_json(params.path(METRICS_DIR) / f"{spec.name}_{dataset}.json", summary)
-    write_scores(params.path(SCORES_DIR), f"{spec.name}_{dataset}", summary)
+    metrics_file.write(RunPaths(params).training_metrics(spec, dataset),
+                       [(f"fold{j}", f["history"]) for j, f in enumerate(folds or [])]
+                       + [(f"seed{r['metrics']['seed']}", r["history"]) for r in runs])
+    write_json(RunPaths(params).record(spec, dataset), summary)
+    write_json(RunPaths(params).score(spec, dataset), scores(summary))
     if histories:
-        save_frame(pd.DataFrame(histories), params.path(METRICS_DIR) / "history" / f"{spec.name}_{dataset}.csv")
+        save_frame(pd.DataFrame(histories), RunPaths(params).history(spec, dataset))
     return summary
 
 
@@ -106,7 +110,7 @@ def save_fold_probs(params: Params, spec: ModelSpec, dataset: str, parts: dict[s
     oof = np.full((len(folds) // cfg.folds, len(ids), folds[0]["held_probs"].shape[1]), np.nan, dtype=np.float32)
     for f in folds:  # each fold's own mask over the pool (the rows it held out)
         oof[f["fold"] // cfg.folds, f["held"]] = f["held_probs"]
-    path = params.path(PREDICTIONS_DIR) / spec.name / dataset / "folds.npz"
+    path = RunPaths(params).predictions(spec, dataset) / "folds.npz"
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, ids=ids, test_ids=np.asarray(parts["test"]["id"].astype(str), dtype=str), oof=oof,
@@ -181,7 +185,7 @@ def load_group(params: Params, group: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for spec in model_specs(params).values():
         for dataset in spec.datasets if spec.group == group else []:
-            path = params.path(METRICS_DIR) / f"{spec.name}_{dataset}.json"
+            path = RunPaths(params).record(spec, dataset)
             if path.is_file():
                 out.setdefault(spec.name, {})[dataset] = read_json(path)
     if not out:

@@ -14,7 +14,7 @@ import yaml
 from mmsent.config import Params
 from mmsent.models.baselines import BASELINES
 from mmsent.models import family
-from mmsent.paths import BEST_DIR
+from mmsent.paths import BEST_DIR, best_path  # noqa: F401  (re-exported)
 from mmsent.training.loop import TrainConfig
 
 
@@ -28,7 +28,7 @@ class ModelSpec:
     options: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     train_per_dataset: dict[str, dict[str, Any]] = field(default_factory=dict)  # e.g. {multiple: {epochs: 6}}
-    tuned_from: str | None = None  # use params/best_<that model>.yaml (default: its own name)
+    tuned_from: str | None = None  # use params/tuned/best_<that model>.yaml (default: its own name)
     text_variant: str | None = None  # read the tweet normalised as features.text_variants.<name> says
     pretrain: dict[str, Any] | None = None  # text branch pre-trained on MVSA-Multiple first (mmsent.training.pretrain)
     distill: dict[str, Any] | None = None  # trained on its own out-of-fold predictions too (mmsent.training.distill)
@@ -60,7 +60,7 @@ def model_specs(params: Params, chained: bool = True) -> dict[str, ModelSpec]:
     """Every model of ``params.yaml`` (tuned values applied) and, with ``chained``, the ablation's
     lever rows as the ``ablation`` stage built them on the configuration kept before each
     (``params/ablation_chain.yaml``)."""
-    specs = {name: spec_from(name, raw) for name, raw in (params.extra.get("models") or {}).items()}
+    specs = {name: spec_from(name, raw) for name, raw in params.models.items()}
     for spec in specs.values():
         apply_best(params, spec)
     if chained:
@@ -72,7 +72,7 @@ def model_specs(params: Params, chained: bool = True) -> dict[str, ModelSpec]:
 
 def chain_path(params: Params) -> Path:
     """Written by the ``ablation`` stage: each row's spec, what it was built on, kept or not, what ships."""
-    report = Path((params.extra.get("ablation") or {}).get("report", "reports/ablation.md")).stem
+    report = Path(params.ablation.report).stem
     return params.path(BEST_DIR) / f"{report}_chain.yaml"  # a profile's own ablation keeps its own chain
 
 
@@ -107,7 +107,7 @@ def derive(base: ModelSpec, name: str, adds: dict[str, Any]) -> dict[str, Any]:
 
 def train_config(params: Params, spec: ModelSpec, dataset: str | None = None) -> TrainConfig:
     """``train`` in params, then the model's ``train``, then its ``train_per_dataset[dataset]``."""
-    raw = {k: v for k, v in (params.extra.get("train") or {}).items() if k not in ("seeds", "workers")}
+    raw = dict(params.train.loop)
     raw.update(spec.train)
     unknown = set(spec.train_per_dataset) - {"single", "multiple"}
     if unknown:
@@ -120,7 +120,7 @@ def train_config(params: Params, spec: ModelSpec, dataset: str | None = None) ->
 
 
 def seeds(params: Params) -> list[int]:
-    return list((params.extra.get("train") or {}).get("seeds", [0, 1, 2, 3, 4]))
+    return list(params.train.seeds)
 
 
 def uses_cv(spec: ModelSpec, dataset: str) -> bool:
@@ -129,13 +129,9 @@ def uses_cv(spec: ModelSpec, dataset: str) -> bool:
             and not spec.distill)
 
 
-def best_path(params: Params, model: str) -> Path:
-    return params.path(BEST_DIR) / f"best_{model}.yaml"
-
-
 def apply_best(params: Params, spec) -> None:
-    """Merge ``params/best_<model>.yaml`` (when tuning.apply is on and it exists) into a spec."""
-    if not (params.extra.get("tuning") or {}).get("apply", False):
+    """Merge ``params/tuned/best_<model>.yaml`` (when tuning.apply is on and it exists) into a spec."""
+    if not params.tuning.apply:
         return
     path = best_path(params, spec.tuned_from or spec.name)
     if path.is_file():

@@ -12,7 +12,7 @@ share one study; a study resumes from its storage. Workers send heartbeats: a tr
 worker died (killed mid-trial) is marked failed after ``tuning.grace_seconds`` and its
 parameters are tried again by the next worker. Each worker has its own sampler seed
 (``seed + worker``) so parallel workers do not propose the same trials. The best values go
-to ``params/best_<model>.yaml``, which the training stages merge into the model's options.
+to ``params/tuned/best_<model>.yaml``, which the training stages merge into the model's options.
 """
 
 from __future__ import annotations
@@ -40,15 +40,14 @@ from mmsent.training.specs import best_path, model_specs
 TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "label_smoothing", "class_weights", "epochs", "patience"}
 
 
-def tuning_config(params: Params) -> dict[str, Any]:
-    cfg = params.extra.get("tuning") or {}
-    if "spaces" not in cfg:
+def tuning_config(params: Params):
+    if not params.tuning.spaces:
         raise ValueError("params.yaml has no tuning.spaces")
-    return cfg
+    return params.tuning
 
 
 def storage_url(params: Params) -> str:
-    url = tuning_config(params).get("storage") or "sqlite:///data/optuna.db"
+    url = tuning_config(params).storage
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):  # relative → project path
         path = params.path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +97,8 @@ def storage(params: Params) -> optuna.storages.BaseStorage:
         with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=int(cfg.get("heartbeat_seconds", 30)),
-                grace_period=int(cfg.get("grace_seconds", 120)),
+                url, engine_kwargs=engine, heartbeat_interval=int(cfg.heartbeat_seconds),
+                grace_period=int(cfg.grace_seconds),
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
     for attempt in range(5):
@@ -118,18 +117,19 @@ def study_name(params: Params, model: str) -> str:
     settings is never resumed as if it were this one."""
     cfg = tuning_config(params)
     spec = model_specs(params, chained=False)[model]
-    what = {"space": cfg["spaces"][model], "protocol": params.extra.get("protocol"), "repeats": cfg.get("repeats", 1),
-            "trial_train": cfg.get("trial_train"), "train": params.extra.get("train"), "seed": cfg.get("seed", 0),
+    train = {**params.train.loop, "seeds": params.train.seeds, "workers": params.train.workers}
+    what = {"space": cfg.spaces[model], "protocol": dataclasses.asdict(params.protocol), "repeats": cfg.repeats,
+            "trial_train": cfg.trial_train, "train": train, "seed": cfg.seed,
             "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("options", "train")},
-            "raw": (params.extra.get("models") or {}).get(model), "estimator": "inner-split early stopping"}
+            "raw": params.models.get(model), "estimator": "inner-split early stopping"}
     digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return f"{model}-{cfg.get('dataset', 'single')}-{digest}"
+    return f"{model}-{cfg.dataset}-{digest}"
 
 
 def load_summary(params: Params) -> dict[str, Any]:
-    """What the stage last chose, from ``params/best_<model>.yaml`` (nothing is tuned or written)."""
+    """What the stage last chose, from ``params/tuned/best_<model>.yaml`` (nothing is tuned or written)."""
     out = {}
-    for model in tuning_config(params).get("models", []):
+    for model in tuning_config(params).models:
         path = best_path(params, model)
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: run the tune stage (`dvc repro tune`) first")
@@ -145,7 +145,7 @@ def study(params: Params, model: str, worker: int = 0) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created / reused" lines in stage logs
     with warnings.catch_warnings():  # QMC falls back to a seeded random sampler for categorical values
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=int(cfg.get("seed", 0)) + worker,
+        sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=int(cfg.seed) + worker,
                                              warn_independent_sampling=False)
     return optuna.create_study(
         study_name=study_name(params, model), storage=storage(params), direction="maximize",
@@ -154,15 +154,14 @@ def study(params: Params, model: str, worker: int = 0) -> optuna.Study:
 
 def trial_count(params: Params, model: str) -> int:
     """``tuning.n_trials``, or the model's own count in ``tuning.trials`` (slow heads get fewer)."""
-    cfg = tuning_config(params)
-    return int((cfg.get("trials") or {}).get(model, cfg.get("n_trials", 20)))
+    return tuning_config(params).n_trials_for(model)
 
 
 def trial_fold(params: Params, model: str, values: dict[str, Any], fold: int) -> dict[str, Any]:
     """One fold model of one trial, trained on the trial's ``values`` (a job of its own, so the
     stage can spread every study's fold models over the cores)."""
     spec, dataset, config, data, train = trial_inputs(params, model, values)
-    mask = held_out(params, data["train"].ids, dataset, int(tuning_config(params).get("repeats", 1)))[fold]
+    mask = held_out(params, data["train"].ids, dataset, int(tuning_config(params).repeats))[fold]
     return run_fold(params, spec, dataset, config, data, mask, fold, train)
 
 
@@ -171,15 +170,15 @@ def trial_inputs(params: Params, model: str, values: dict[str, Any]):
     data without test, train settings: tuning's ``trial_train`` under the trial's own)."""
     cfg = tuning_config(params)
     spec = model_specs(params)[model]
-    dataset = cfg.get("dataset", "single")
+    dataset = cfg.dataset
     options, overrides = split_values(values)
     config, data = cv_inputs(params, spec, dataset, load_parts(params, dataset), options)
     data.pop("test")  # never read by a trial
-    return spec, dataset, config, data, {**(cfg.get("trial_train") or {}), **overrides}
+    return spec, dataset, config, data, {**cfg.trial_train, **overrides}
 
 
 def fold_count(params: Params) -> int:
-    return protocol_config(params).folds * int(tuning_config(params).get("repeats", 1))
+    return protocol_config(params).folds * int(tuning_config(params).repeats)
 
 
 def record(trial: optuna.Trial, folds: list[dict[str, Any]]) -> float:
@@ -204,7 +203,7 @@ def tune_model(params: Params, model: str, n_trials: int | None = None, worker: 
 
     Many processes (``worker`` 0, 1, ...) may run this at once on one storage: each stops when
     the study as a whole has ``n_trials`` finished trials (in-flight trials may add a few)."""
-    space = tuning_config(params)["spaces"][model]
+    space = tuning_config(params).spaces[model]
     st = study(params, model, worker)
 
     def objective(trial: optuna.Trial) -> float:
@@ -226,7 +225,7 @@ def tune_pooled(params: Params, models: list[str], workers: int) -> dict[str, op
     but it takes its search space from the first completed trial, so each study's first trial is
     scored before the rest are asked; each study asks in trial order from its own sampler."""
     studies = {m: study(params, m) for m in models}
-    dataset = tuning_config(params).get("dataset", "single")
+    dataset = tuning_config(params).dataset
     cost = {m: expected_seconds(params, m, dataset) for m in models}
     for first in (True, False):
         asked = []
@@ -238,7 +237,7 @@ def tune_pooled(params: Params, models: list[str], workers: int) -> dict[str, op
                 with warnings.catch_warnings():  # Optuna's heartbeats serve optimize()'s own workers only
                     warnings.simplefilter("ignore", UserWarning)
                     trial = st.ask()
-                asked.append((m, trial, suggest(trial, tuning_config(params)["spaces"][m])))
+                asked.append((m, trial, suggest(trial, tuning_config(params).spaces[m])))
         jobs = sorted(((m, trial, values, j) for m, trial, values in asked for j in range(fold_count(params))),
                       key=lambda job: -cost[job[0]])  # stable: a trial's folds stay in order
         done = run_jobs(trial_fold, [(params, m, values, j) for m, _, values, j in jobs], workers)
@@ -311,7 +310,7 @@ def figures(params: Params, model: str, st: optuna.Study) -> dict[str, Path]:
     from mmsent.evaluation.plots import save_figure
 
     fig = history_figure(st, protocol_config(params).test_train_ratio, title=f"{model}, MVSA-Single")
-    return {"history": save_figure(fig, params, f"tuning_{model}_history")}
+    return {"history": save_figure(fig, params, f"tuning/{model}_history")}
 
 
 def run(params: Params) -> dict[str, Any]:
@@ -321,9 +320,9 @@ def run(params: Params) -> dict[str, Any]:
     thread each (``train.workers``); which trials run and their scores do not depend on how many
     ran at once."""
     cfg = tuning_config(params)
-    models = list(cfg.get("models", []))
+    models = list(cfg.models)
     workers = train_workers(params, len(models) * fold_count(params),  # the first round's jobs
-                            (params.extra.get("train") or {}).get("device", "auto"))
+                            params.train.loop.get("device", "auto"))
     studies = tune_pooled(params, models, workers)
     summary = {}
     for model in models:

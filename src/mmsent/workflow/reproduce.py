@@ -287,10 +287,9 @@ def compare_perturbed(project: Path, other: Path, report: Path | None = None) ->
 
     project, other = Path(project).resolve(), Path(other).resolve()
     theirs = load_params(other / "params.yaml")
-    perturb = theirs.extra.get("perturb") or {}
-    if "scale" not in perturb:
+    if not theirs.perturb.scale:
         raise ValueError(f"{other} is not a perturbed run (its params.yaml has no perturb.scale)")
-    scale, seed = float(perturb["scale"]), int(perturb.get("seed", 1))
+    scale, seed = float(theirs.perturb.scale), int(theirs.perturb.seed)
     differ = settings_differ(project / "params.yaml", other / "params.yaml")
     if differ:
         raise ValueError(f"{other} ran with other settings than {project} ({'; '.join(differ[:5])}): rerun the "

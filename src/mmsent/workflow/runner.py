@@ -52,25 +52,22 @@ def execute_notebook(name: str, params_path: Path, out_dir: Path) -> Path:
                    {"params_path": str(params_path), "run_stage": True})
 
 
+SKIPPED = {"ship": "the packaged default model is never replaced", "explore": "it reads the packaged model"}
+
+
 def plan(params_path: Path, out_dir: Path) -> list[tuple[str, Callable[[], Any]]]:
-    from mmsent.evaluation import ablation
-    from mmsent.features import cache as features
-    from mmsent.data import ocr
-    from mmsent.data import prepare
-    from mmsent.training import protocol
-    from mmsent.training import nested, protocols
-    from mmsent.evaluation import results
+    """dvc.yaml's stages in its order (each foreach item once), less those in SKIPPED; a notebook
+    stage is named by its notebook (``01_data``), a command stage by its command (``prepare``)."""
+    from mmsent.workflow.stages import QUIET, stages
 
-    def p():
-        return load_params(params_path)
+    def step(stage):
+        if stage.notebook:
+            return stage.notebook, lambda: execute_notebook(stage.notebook, params_path, out_dir)
+        extra = {"progress": False} if stage.command in QUIET else {}
+        return stage.command, lambda: stage.function()(load_params(params_path), **extra)
 
-    nb = lambda name: (name, lambda: execute_notebook(name, params_path, out_dir))  # noqa: E731
-    return [("prepare", lambda: prepare.run(p(), progress=False)), ("ocr", lambda: ocr.run(p(), progress=False)),
-            ("features", lambda: features.run(p(), progress=False)), ("folds", lambda: protocol.run(p())),
-            nb("01_data"), nb("05_tuning"), nb("02_text_baselines"), nb("03_image_baselines"), nb("04_fusion"),
-            ("ablation", lambda: ablation.run(p())), ("protocols", lambda: protocols.run(p())),
-            ("nested", lambda: nested.run(p())),
-            ("results", lambda: results.build(p())), nb("06_statistics"), nb("07_report")]
+    raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    return [step(s) for s in stages(raw) if s.name not in SKIPPED]
 
 
 def run_all(out_dir: Path, profile: str | None = None, overrides: list[str] | None = None,
