@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mmsent import sections
+from mmsent.paths import RunPaths
 from mmsent.cli import app
 from mmsent.workflow.reproduce import compare_runs
 
@@ -140,9 +141,9 @@ def test_perturbed_check_reruns_after_the_features_and_detects_a_flipped_choice(
         {k: out[k] for k in ("rows", "outside", "choices_changed")}
     # flip a choice on purpose: the second lever wins every fold by 5 points in the other run
     ref = reproduce.choices(project)
-    path = other.path("metrics/fusion_b_single.json")
+    path = RunPaths(other).record("fusion_b", "single")
     m = json.loads(path.read_text())
-    base = json.loads(other.path("metrics/attention_fusion_single.json").read_text())["cv"]["per_fold"]["weighted_f1"]
+    base = json.loads(RunPaths(other).record("attention_fusion", "single").read_text())["cv"]["per_fold"]["weighted_f1"]
     m["cv"]["per_fold"]["weighted_f1"] = [b + 5 for b in base]
     path.write_text(json.dumps(m))
     flipped = reproduce.changed_choices(ref, reproduce.choices(other))

@@ -111,7 +111,7 @@ def test_family_table_answers_the_declared_questions_only(monkeypatch):
     monkeypatch.setattr(stats, "load_predictions", lambda params, m, d: fake[m])
     monkeypatch.setattr(stats, "caveat", lambda params, m: "")
     monkeypatch.setattr(stats, "selection_of", lambda params, m, d: ("cross-validation", 12 if m == "strong" else 6))
-    params = Params.__new__(Params)
+    params = Params()
     params.report = sections.ReportConfig(**{"questions": [
         {"key": "q1", "a": "strong", "b": "weak", "ask": "?", "why": "w", "protocols": ["clmlf"]},
         {"key": "q2", "a": "weak", "b": "weak2", "ask": "?", "why": "w", "protocols": ["clmlf", "agreement"]},
@@ -169,7 +169,7 @@ def test_cheema_rows_are_tested_on_the_per_fold_differences(monkeypatch):
     monkeypatch.setattr(stats, "cheema_folds", lambda params, ids: (folds, 30 / 240))
     monkeypatch.setattr(stats, "caveat", lambda params, m: "")
     monkeypatch.setattr(stats, "selection_of", lambda params, m, d: ("cross-validation", 0))
-    params = Params.__new__(Params)
+    params = Params()
     params.report = sections.ReportConfig(**{"primary_protocol": "cheema", "questions": [
         {"key": "q", "a": "a", "b": "b", "ask": "?", "why": "w"}]})
     row = stats.family_table(params, reps=200).iloc[0]

@@ -143,7 +143,7 @@ def test_a_study_run_under_other_settings_is_never_resumed(tuned_project):
 
     from mmsent.training.tune import study_name, tuning_config
 
-    model = tuning_config(tuned_project)["models"][0]
+    model = tuning_config(tuned_project).models[0]
     same = study_name(tuned_project, model)
     assert study_name(tuned_project, model) == same and same.startswith(f"{model}-single-")
     space = tuned_project.tuning.spaces[model]
