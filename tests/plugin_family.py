@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mmsent.models.fusion import MODALITIES, modality_masks
-from mmsent.models.registry import register
+from mmsent.models.registry import FamilyModel, register
 
 
 @dataclass
@@ -27,11 +27,10 @@ class GatedFusionConfig:
 
 
 @register("gated_fusion", GatedFusionConfig)  # reads cached features: cross-validated and served
-class GatedFusion(nn.Module):
+class GatedFusion(FamilyModel):
     """Both inputs projected to ``d_model``; a sigmoid gate of both decides, per feature, how much
     of each to keep; an absent modality is replaced by a learned vector."""
 
-    inputs = MODALITIES
 
     def __init__(self, config: GatedFusionConfig) -> None:
         super().__init__()

@@ -217,7 +217,7 @@ def test_a_family_without_extra_inputs_says_so(project):  # noqa: F811
     project.models["concat_extra"] = {
         "family": "concat_fusion", "group": "fusion",
         "inputs": {"text": "fake_text", "image": "fake_image", "lexicon": "fake_lex"}}
-    with pytest.raises(ValueError, match="text and image only"):
+    with pytest.raises(ValueError, match=r"models.concat_extra: ConcatFusion reads no \['lexicon'\]"):
         build_inputs(project, model_specs(project)["concat_extra"], "single", load_parts(project, "single"))
 
 
@@ -286,11 +286,11 @@ def test_text_variants_are_encoded_only_by_the_variant_encoders(tiny_params):
     cfg.variant_encoders = ["vader"]
     import mmsent.features.encoders as encoders
 
-    encoders._BUILTIN["vader_copy"] = encoders._BUILTIN["vader"]  # a second cheap text encoder
+    encoders.ENCODERS.add("vader_copy", encoders.ENCODERS["vader"])  # a second cheap text encoder
     try:
         summary = features.run(tiny_params, progress=False, datasets=("single",))
     finally:
-        del encoders._BUILTIN["vader_copy"]
+        del encoders.ENCODERS["vader_copy"]
     variants = {k for k in summary if "_text-" in k}
     assert variants == {f"vader/single_text-{v}" for v in tiny_params.features.text_variants} != set()
     assert "vader_copy/single" in summary

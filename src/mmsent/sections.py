@@ -186,6 +186,11 @@ class TuningConfig:
     heartbeat_seconds: int = 30
     grace_seconds: int = 120
 
+    def __post_init__(self) -> None:
+        unspaced = [m for m in self.models if m not in self.spaces]
+        if unspaced:
+            raise ValueError(f"tuning.models {unspaced} have no search space in tuning.spaces")
+
     def n_trials_for(self, model: str) -> int:
         return int(self.trials.get(model, self.n_trials))
 

@@ -31,6 +31,7 @@ from mmsent.evaluation.ensemble import decide as ensemble_decide, lines as ensem
 from mmsent.evaluation.metrics import aggregate, compute_metrics, fmt, fmt_interval, markdown_table, save_frame
 from mmsent.evaluation.stats import DECLARED, load_predictions
 from mmsent.io import read_json, write_text
+from mmsent.models.registry import family
 from mmsent.paths import ABLATION_GROUP, PREPARED_DIR, RunPaths
 from mmsent.training.protocol import beats, protocol_config
 from mmsent.training.specs import chain_path, derive, describe_kept, model_specs, read_chain, spec_from
@@ -357,7 +358,7 @@ def adapt_lines(params: Params, table: pd.DataFrame) -> list[str]:
         return []
     s = read_json(path)
     cfg = s["config"]
-    tuned = [m for m in readers if specs[m].family in EXPENSIVE_FAMILIES]  # fine-tune it further, end to end
+    tuned = [m for m in readers if family(specs[m].family).expensive]  # fine-tune it further, end to end
     frozen = [m for m in readers if m not in tuned]
     use = " ".join(f"`{', '.join(names)}` {verb}." for names, verb in (
         (frozen, "reads it frozen"), (tuned, "starts from it and fine-tunes it further, end to end with the head"))
@@ -368,9 +369,6 @@ def adapt_lines(params: Params, table: pd.DataFrame) -> list[str]:
             f"({', '.join(f'{k} {v}' for k, v in s['label_counts'].items())}; {s['removed_as_single_dev_test']} texts "
             f"matching an MVSA-Single dev/test text removed first). {use} Trained once in "
             f"{s['seconds'] / 60:.1f} min on {s['device']} (`mmsent adapt`); the rows' CPU seconds leave it out.", ""]
-
-
-EXPENSIVE_FAMILIES = ("finetune_fusion",)
 
 
 def run(params: Params, force: bool = False, only: list[str] | None = None) -> Path:
@@ -388,7 +386,7 @@ def run(params: Params, force: bool = False, only: list[str] | None = None) -> P
     for spec in specs.values():
         done = RunPaths(params).record(spec, "single").is_file()
         wanted = spec.group == "ablation" and (only is None or spec.name in only)
-        if wanted and (force or not (done and spec.family in EXPENSIVE_FAMILIES)):
+        if wanted and (force or not (done and family(spec.family).expensive)):
             todo.append(spec)
     run_models(params, todo)
     decided = decide(params, train=(lambda batch: run_models(params, batch)) if only is None else None)

@@ -46,6 +46,7 @@ from typing import Callable
 
 from mmsent.features.base import Encoder, minilm_path
 from mmsent.features.image_encoders import EfficientNetLiteEncoder, TorchvisionEncoder
+from mmsent.registry import Registry
 from mmsent.features.text_encoders import (SentenceTransformerEncoder, TokenEncoder, TransformersTextEncoder,
                                            UniversalSentenceEncoder, VaderEncoder)
 
@@ -59,7 +60,8 @@ def _lite(variant: str = "lite0", fixed_size: bool = False, **view) -> Callable[
     return build
 
 
-_BUILTIN: dict[str, Callable[..., Encoder]] = {
+ENCODERS = Registry("encoder")  # name in params.yaml → factory(device=, backend=, image_size=, ...)
+ENCODERS.update({
     "minilm": lambda device="auto", backend="torch", **_: SentenceTransformerEncoder(minilm_path(), "minilm", device,
                                                                                      backend),
     "efficientnet_lite0": _lite(),
@@ -80,7 +82,14 @@ _BUILTIN: dict[str, Callable[..., Encoder]] = {
     # (Lite1: 80 + 112 + 192 + 320 + 1280; Lite2: 88 + 120 + 208 + 352 + 1280)
     **{f"efficientnet_{v}{suffix}": _lite(v, fixed_size=True, **view)
        for v in ("lite1", "lite2") for suffix, view in (("", {}), ("_stages", {"view": "stages"}))},
-}
+})
+
+# pluggable by name: ``<scheme>:<argument>``
+SCHEMES = Registry("encoder scheme")
+SCHEMES.add("hf", lambda arg, name, device, backend, **_: TransformersTextEncoder(arg, device=device, backend=backend))
+SCHEMES.add("st", lambda arg, name, device, backend, **_: SentenceTransformerEncoder(arg, name, device, backend))
+SCHEMES.add("torchvision", lambda arg, name, device, backend, image_size=224, **_: TorchvisionEncoder(
+    arg, device=device, image_size=image_size))
 
 
 # encoders whose features are columns of another's (same network, same pass): where the features
@@ -102,13 +111,10 @@ def computed_by(name: str, configured) -> tuple[str, slice]:
 def get_encoder(name: str, device: str = "auto", backend: str | dict = "torch", **kwargs) -> Encoder:
     """Build an encoder by registry name (see the module docstring); ``backend``: one of
     ``config.BACKENDS``, or a mapping of modality (text, image) to one of them."""
-    if name in _BUILTIN:
-        return _BUILTIN[name](device=device, backend=backend, **kwargs)
+    if name in ENCODERS:
+        return ENCODERS[name](device=device, backend=backend, **kwargs)
     prefix, _, arg = name.partition(":")
-    if prefix == "hf" and arg:
-        return TransformersTextEncoder(arg, device=device, backend=backend)
-    if prefix == "st" and arg:
-        return SentenceTransformerEncoder(arg, name, device, backend)
-    if prefix == "torchvision" and arg:
-        return TorchvisionEncoder(arg, device=device, image_size=kwargs.get("image_size", 224))
-    raise KeyError(f"unknown encoder {name!r}; built in: {sorted(_BUILTIN)}, or hf:/st:/torchvision:<arg>")
+    if prefix in SCHEMES and arg:
+        return SCHEMES[prefix](arg, name, device, backend, **kwargs)
+    raise KeyError(f"unknown encoder {name!r}; built in: {sorted(ENCODERS)}, or "
+                   f"{'/'.join(f'{s}:' for s in SCHEMES)}<arg>")

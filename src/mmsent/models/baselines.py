@@ -1,4 +1,5 @@
-"""Reference classifiers every reader expects, with a scikit-learn style fit / predict_proba."""
+"""Reference classifiers every reader expects, with a scikit-learn style fit / predict_proba; each
+files itself in :data:`BASELINES` where it is defined, as a model family does in its registry."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from mmsent.data.labels import LABEL2ID, LABELS
+from mmsent.registry import Registry
+
+BASELINES = Registry("baseline")  # name in params.yaml (a model's family) → class
 
 
+@BASELINES.register("majority")
 class MajorityClass:
     """Always the most frequent training label."""
 
@@ -25,6 +30,7 @@ class MajorityClass:
         return out
 
 
+@BASELINES.register("vader")
 class VaderRule:
     """VADER compound score: >= 0.05 positive, <= -0.05 negative, else neutral (its authors' cut-offs)."""
 
@@ -46,6 +52,7 @@ class VaderRule:
         return out
 
 
+@BASELINES.register("tfidf_lr")
 class TfidfLogReg:
     """Word 1-2-gram TF-IDF + logistic regression."""
 
@@ -63,5 +70,3 @@ class TfidfLogReg:
         probs[:, self.pipeline.classes_] = self.pipeline.predict_proba(list(texts))
         return probs
 
-
-BASELINES = {"majority": MajorityClass, "vader": VaderRule, "tfidf_lr": TfidfLogReg}

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from mmsent.models.fusion import AttentionFusionConfig, attention_head
-from mmsent.models.registry import register
+from mmsent.models.registry import FamilyModel, register
 
 
 @dataclass
@@ -45,8 +45,7 @@ def _masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 @register("crossmodal_fusion", CrossModalFusionConfig)
-class CrossModalFusion(nn.Module):
-    inputs = ("text", "image")
+class CrossModalFusion(FamilyModel):
 
     def __init__(self, config: CrossModalFusionConfig) -> None:
         super().__init__()

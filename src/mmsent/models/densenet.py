@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mmsent.features.image_encoders import load_state_dict, torchvision_weights
-from mmsent.models.registry import register
+from mmsent.models.registry import FamilyModel, register
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -30,8 +30,7 @@ class DenseNetConfig:
 
 # end to end on pixels: too slow on a CPU for k folds, and the Pipeline serves cached-feature heads only
 @register("densenet121", DenseNetConfig, reads="pixels", modality="image")
-class DenseNetClassifier(nn.Module):
-    inputs = ("pixels",)
+class DenseNetClassifier(FamilyModel):
 
     def __init__(self, config: DenseNetConfig) -> None:
         super().__init__()
@@ -41,18 +40,17 @@ class DenseNetClassifier(nn.Module):
         self.net = torchvision.models.densenet121(weights=None)
         self.net.classifier = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(1024, config.num_labels))
 
-    def load_imagenet(self) -> bool:
-        """Load ImageNet weights if a file is available; returns whether it did."""
+    def load_pretrained(self) -> None:
+        """Load ImageNet weights if a file is available; ``config.pretrained`` says whether it did."""
         from pathlib import Path
 
         path = Path(self.config.weights) if self.config.weights else torchvision_weights("densenet121")
         if path is None or not path.is_file():
             self.config.pretrained = False
-            return False
+            return
         state = {k: v for k, v in load_state_dict(path).items() if not k.startswith("classifier.")}
         self.net.load_state_dict(state, strict=False)
         self.config.pretrained = True
-        return True
 
     def facts(self) -> dict:
         """Copied into the model's metrics: whether ImageNet weights were loaded."""

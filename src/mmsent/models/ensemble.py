@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmsent.models.registry import build_model, register
+from mmsent.models.registry import FamilyModel, build_model, register
 
 
 @dataclass
@@ -28,7 +28,7 @@ class EnsembleConfig:
 
 
 @register("ensemble", EnsembleConfig, reads="members", servable=True)
-class ProbabilityEnsemble(nn.Module):
+class ProbabilityEnsemble(FamilyModel):
     def __init__(self, config: EnsembleConfig) -> None:
         super().__init__()
         self.config = config

@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from mmsent.features.base import local_model_path
 from mmsent.features.text_encoders import mean_pool
 from mmsent.models.fusion import AttentionFusionConfig, attention_head
-from mmsent.models.registry import register
+from mmsent.models.registry import FamilyModel, register
 
 
 @dataclass
@@ -30,9 +29,8 @@ class FinetuneFusionConfig(AttentionFusionConfig):
 
 
 # fine-tunes MiniLM end to end: minutes a seed on a CPU, so no k folds
-@register("finetune_fusion", FinetuneFusionConfig, reads="features+tokens")
-class FinetuneFusion(nn.Module):
-    inputs = ("input_ids", "attention_mask", "image")
+@register("finetune_fusion", FinetuneFusionConfig, reads="features+tokens", expensive=True)
+class FinetuneFusion(FamilyModel):
 
     def __init__(self, config: FinetuneFusionConfig) -> None:
         super().__init__()

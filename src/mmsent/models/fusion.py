@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from mmsent.models.heads import mlp
-from mmsent.models.registry import register
+from mmsent.models.registry import FamilyModel, register
 
 MODALITIES = ("text", "image")
 # model input → the part of a pair it is computed from (the Pipeline encodes it from there)
@@ -79,8 +79,7 @@ class ConcatFusionConfig:
 
 
 @register("concat_fusion", ConcatFusionConfig)
-class ConcatFusion(nn.Module):
-    inputs = MODALITIES
+class ConcatFusion(FamilyModel):
 
     def __init__(self, config: ConcatFusionConfig) -> None:
         super().__init__()
@@ -122,8 +121,7 @@ class AttentionFusionConfig:
 
 
 @register("attention_fusion", AttentionFusionConfig)
-class AttentionFusion(nn.Module):
-    inputs = MODALITIES
+class AttentionFusion(FamilyModel):
 
     def __init__(self, config: AttentionFusionConfig) -> None:
         super().__init__()
@@ -194,10 +192,9 @@ class LateFusionConfig:
 
 
 @register("late_fusion", LateFusionConfig)
-class LateFusion(nn.Module):
+class LateFusion(FamilyModel):
     """Two unimodal classifiers trained jointly; their probabilities are mixed."""
 
-    inputs = MODALITIES
 
     def __init__(self, config: LateFusionConfig) -> None:
         super().__init__()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from mmsent.models.registry import register
+from mmsent.models.registry import FamilyModel, register
 
 
 def mlp(dims: list[int], dropout: float, batch_norm: bool = True) -> nn.Sequential:
@@ -28,19 +28,20 @@ class MLPHeadConfig:
     dropout: float = 0.5
     num_labels: int = 3
 
-    def set_dims(self, dims: dict[str, int]) -> None:
-        """One cached input: its name and width (mmsent.training.inputs)."""
-        (self.input, self.input_dim), = dims.items()
-
 
 @register("mlp_head", MLPHeadConfig)
-class MLPHead(nn.Module):
-    inputs: tuple[str, ...]
+class MLPHead(FamilyModel):
+    @classmethod
+    def set_input_dims(cls, config: MLPHeadConfig, dims: dict[str, int]) -> None:
+        """One cached input: its name and width."""
+        if len(dims) != 1:
+            raise ValueError(f"mlp_head reads one input, not {sorted(dims)}")
+        (config.input, config.input_dim), = dims.items()
+
 
     def __init__(self, config: MLPHeadConfig) -> None:
         super().__init__()
         self.config = config
-        self.inputs = (config.input,)
         self.body = mlp([config.input_dim, *config.hidden], config.dropout)
         self.out = nn.Linear(([config.input_dim, *config.hidden])[-1], config.num_labels)
 

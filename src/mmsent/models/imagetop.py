@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from mmsent.models.fusion import AttentionFusionConfig, attention_head
-from mmsent.models.registry import register
+from mmsent.models.registry import FamilyModel, register
 
 HEAD_WIDTH = 1280  # EfficientNet-Lite0's head convolution
 
@@ -34,8 +34,7 @@ class ImageTopFusionConfig(AttentionFusionConfig):
 
 
 @register("imagetop_fusion", ImageTopFusionConfig)
-class ImageTopFusion(nn.Module):
-    inputs = ("text", "image")
+class ImageTopFusion(FamilyModel):
 
     def __init__(self, config: ImageTopFusionConfig) -> None:
         super().__init__()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
-from mmsent.models.registry import register
+from mmsent.models.registry import FamilyModel, register
 
 PAD, UNK = "<pad>", "<unk>"
 
@@ -67,8 +67,7 @@ class BiLSTMConfig:
 
 
 @register("bilstm", BiLSTMConfig, reads="tokens", modality="text")
-class BiLSTMClassifier(nn.Module):
-    inputs = ("tokens",)
+class BiLSTMClassifier(FamilyModel):
 
     def __init__(self, config: BiLSTMConfig) -> None:
         super().__init__()
@@ -80,19 +79,18 @@ class BiLSTMClassifier(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.out = nn.Linear(2 * config.hidden, config.num_labels)
 
-    def init_embeddings(self) -> float:
-        """Copy GloVe rows into the embedding table; returns the share of the vocabulary covered."""
+    def load_pretrained(self) -> None:
+        """Copy GloVe rows into the embedding table; the share of the vocabulary covered is a fact."""
         glove = glove_vectors() if self.config.glove else None
         if glove is None or self.config.embedding_dim != 50:
             self.config.glove_coverage = 0.0
-            return 0.0
+            return
         index, matrix = glove
         hits = [(i, index[w]) for i, w in enumerate(self.config.vocab) if w in index]
         with torch.no_grad():
             for row, g in hits:
                 self.embedding.weight[row] = torch.from_numpy(np.array(matrix[g]))
         self.config.glove_coverage = len(hits) / max(1, len(self.config.vocab) - 2)
-        return self.config.glove_coverage
 
     def facts(self) -> dict:
         """Copied into the model's metrics: the share of the vocabulary GloVe initialised."""

@@ -8,7 +8,7 @@ import copy
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -35,12 +35,7 @@ def train_once(params: Params, spec: ModelSpec, config, data: dict[str, TensorDa
     ``resume``: a per-epoch resume file (see :func:`mmsent.training.loop.fit`) so a killed run continues."""
     seed_everything(seed)
     model = build_model(spec.family, copy.deepcopy(config))
-    if hasattr(model, "init_embeddings"):
-        model.init_embeddings()
-    if hasattr(model, "load_imagenet"):
-        model.load_imagenet()
-    if hasattr(model, "load_pretrained"):
-        model.load_pretrained()
+    model.load_pretrained()
     if spec.pretrain:
         from mmsent.training.pretrain import PretrainConfig, pretrain_text
 
@@ -96,8 +91,7 @@ def run_seed(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.
         save_checkpoint(RunPaths(params).checkpoint(spec, dataset, seed), model,
                         spec.family, **checkpoint_meta(params, spec, dataset), seed=seed, history=history,
                         test_metrics=metrics)
-        if hasattr(model, "facts"):  # what a family reports of itself (ImageNet weights, GloVe coverage)
-            facts.update(model.facts())
+        facts.update(model.facts())  # what a family reports of itself (ImageNet weights, GloVe coverage)
     return {"metrics": {"seed": seed, **metrics}, "history": [{"seed": seed, **h} for h in history],
             "seconds": seconds, "facts": facts, "predicted": probs.argmax(1)}
 
@@ -139,6 +133,18 @@ def inner_split(labels: np.ndarray, rows: np.ndarray, fraction: float, seed: int
     return mask
 
 
+def fit_fold(labels: np.ndarray, usable: np.ndarray, fraction: float, fold: int,
+             train: Callable[[np.ndarray, np.ndarray], tuple[Any, list[dict]]]) -> tuple[Any, list[dict], dict]:
+    """The protocol's one fold model, for the pipeline and ``mmsent fit`` alike: ``train(fit_rows,
+    stop_rows)`` learns on ``usable`` less a stratified inner split (``fraction``), which alone picks
+    the epoch; returns the model, its history and the picked epoch's record (the first of equal
+    scores; its weights are the ones kept). The final model refits on everything for
+    :func:`mmsent.training.protocol.cv_epochs` of the picked epochs."""
+    stop = inner_split(labels, usable, fraction, fold)
+    model, history = train(usable & ~stop, stop)
+    return model, history, max(history, key=lambda h: h["dev_weighted_f1"])
+
+
 def run_fold(params: Params, spec: ModelSpec, dataset: str, config, data: dict[str, TensorData],
              held: np.ndarray, seed: int, overrides: dict[str, Any] | None = None,
              save: bool = False, pool: np.ndarray | None = None) -> dict[str, Any]:
@@ -155,12 +161,15 @@ def run_fold(params: Params, spec: ModelSpec, dataset: str, config, data: dict[s
     fold = seed
     start = time.perf_counter()
     usable = ~held if pool is None else pool & ~held
-    stop = inner_split(data["train"].labels.numpy(), usable, protocol_config(params).inner_fraction, fold)
-    fold_data = {**data, "train": with_augment(data, usable & ~stop), "dev": data["train"].subset(stop)}
     held_data = data["train"].subset(held)
-    model, history = train_once(params, spec, config, fold_data, seed, train_overrides=overrides, dataset=dataset,
-                                watch=held_data)
-    best = max(history, key=lambda h: h["dev_weighted_f1"])  # the first of equal scores; its weights are kept
+
+    def train(rows: np.ndarray, stop: np.ndarray):
+        fold_data = {**data, "train": with_augment(data, rows), "dev": data["train"].subset(stop)}
+        return train_once(params, spec, config, fold_data, seed, train_overrides=overrides, dataset=dataset,
+                          watch=held_data)
+
+    model, history, best = fit_fold(data["train"].labels.numpy(), usable, protocol_config(params).inner_fraction,
+                                    fold, train)
     peeked = max(history, key=lambda h: h["held_weighted_f1"])
     test = data.get("test")
     probs = predict_proba(model, test)[0] if test is not None and len(test) else None

@@ -18,7 +18,7 @@ from mmsent.data.mvsa import load_parts
 from mmsent.data.text import tokenize
 from mmsent.features.cache import cache_name, load_features
 from mmsent.models import family, make_config
-from mmsent.models.fusion import SEQUENCE_INPUTS, SOURCES
+from mmsent.models.fusion import SOURCES
 from mmsent.models.lstm import build_vocab, encode_tokens
 from mmsent.parallel import run_jobs, share_bounds
 from mmsent.training.loop import SOFT_LABEL, TensorData
@@ -112,19 +112,11 @@ def pixel_data(params: Params, parts: dict[str, pd.DataFrame], size: int) -> dic
 
 
 def set_feature_dims(config, dims: dict[str, int], spec: ModelSpec) -> None:
-    """Input widths of a family on cached features: its config's own ``set_dims`` when it has one
-    (a one-input head), else text and image widths, sequence widths and any further inputs."""
-    if hasattr(config, "set_dims"):
-        config.set_dims(dims)
-        return
-    config.text_dim, config.image_dim = dims.pop("text"), dims.pop("image")
-    for key in SEQUENCE_INPUTS:  # cross-modal attention's per-token / per-region inputs
-        if key in dims and hasattr(config, f"{key}_dim"):
-            setattr(config, f"{key}_dim", dims.pop(key))
-    if dims and not hasattr(config, "extra_dims"):
-        raise ValueError(f"models.{spec.name}: {spec.family} takes text and image only, not {sorted(dims)}")
-    if dims:
-        config.extra_dims = dims  # e.g. lexicon scores, text inside the image
+    """The widths of the cached inputs, written into the config by the family (FamilyModel.set_input_dims)."""
+    try:
+        family(spec.family).module.set_input_dims(config, dims)
+    except ValueError as err:
+        raise ValueError(f"models.{spec.name}: {err}") from None
 
 
 def feature_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[str, pd.DataFrame], config,
@@ -146,9 +138,7 @@ def finetune_inputs(params: Params, spec: ModelSpec, dataset: str, parts: dict[s
     # the tweet goes through the encoder being trained; the rest (image, lexicon, ocr) is cached
     cached_spec = dataclasses.replace(spec, inputs={m: e for m, e in spec.inputs.items() if m != "text"})
     data, dims = feature_data(params, cached_spec, dataset, parts)
-    config.image_dim = dims.pop("image")
-    if dims:
-        config.extra_dims = dims
+    set_feature_dims(config, dims, spec)
     add_transformer_tokens(data, parts, config)
     return data
 

@@ -28,6 +28,7 @@ from torch import nn
 from mmsent.data.labels import ID2LABEL
 from mmsent.device import pick_device, seed_everything
 from mmsent.io import atomic_path
+from mmsent.models.registry import FamilyModel
 from mmsent.progress import bar
 from mmsent.training.losses import supervised_contrastive, view_contrastive
 from mmsent.version import __version__
@@ -193,7 +194,7 @@ def fit(model: nn.Module, train: TensorData, dev: TensorData | None, cfg: TrainC
         weight = (counts.sum() / (len(counts) * counts)).to(device)
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     # models may ask for per-layer learning rates (e.g. a fine-tuned encoder below a head)
-    groups = model.param_groups(cfg.lr) if hasattr(model, "param_groups") else \
+    groups = model.param_groups(cfg.lr) if isinstance(model, FamilyModel) else \
         [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = _scheduler(cfg, optimizer)

@@ -32,7 +32,7 @@ from mmsent.models import build_model
 from mmsent.serving.batch import read_pairs
 from mmsent.serving.prepared import InputError
 from mmsent.training import metrics_file
-from mmsent.training.fitting import inner_split
+from mmsent.training.fitting import fit_fold
 from mmsent.training.loop import TensorData, TrainConfig, fit, predict_proba, save_checkpoint
 from mmsent.training.protocol import corrected_se, cv_epochs, test_train_ratio
 
@@ -133,13 +133,16 @@ def fit_own(pipe, path: Path, out: Path, label_col: str = "label", text_col: str
     for j, (_, held_index) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
         held = np.zeros(len(labels), bool)
         held[held_index] = True
-        stop = inner_split(labels, ~held, cfg.inner_fraction, cfg.seed + j)
-        torch.manual_seed(cfg.seed + j)
-        model = build_model(family, config)
-        history = fit(model, data.subset(~held & ~stop), data.subset(stop), train_config(pipe.payload),
-                      seed=cfg.seed + j, label_names=names)
+
+        def train(rows: np.ndarray, stop: np.ndarray, j: int = j):
+            torch.manual_seed(cfg.seed + j)
+            model = build_model(family, config)
+            return model, fit(model, data.subset(rows), data.subset(stop), train_config(pipe.payload),
+                              seed=cfg.seed + j, label_names=names)
+
+        model, history, best = fit_fold(labels, ~held, cfg.inner_fraction, cfg.seed + j, train)
         histories.append((f"fold{j}", history))
-        epochs.append(int(max(history, key=lambda h: h["dev_weighted_f1"])["epoch"]))
+        epochs.append(int(best["epoch"]))
         probs, _ = predict_proba(model, data.subset(held))
         folds.append(compute_metrics(labels[held], probs.argmax(1)))
     scores = np.array([f["weighted_f1"] for f in folds])

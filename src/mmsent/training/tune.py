@@ -41,8 +41,6 @@ TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "label_smoothing", "class_weig
 
 
 def tuning_config(params: Params):
-    if not params.tuning.spaces:
-        raise ValueError("params.yaml has no tuning.spaces")
     return params.tuning
 
 
