@@ -178,3 +178,26 @@ def test_cheema_rows_are_tested_on_the_per_fold_differences(monkeypatch):
     assert row["wf1_diff"] == pytest.approx(diffs.mean()) and row["se"] == pytest.approx(
         np.sqrt((1 / 10 + 30 / 240) * diffs.var(ddof=1)))
     assert row["significant"] and "one model per fold, 10 folds" in row["sentence"]
+
+
+def test_the_family_is_tested_at_report_alpha(monkeypatch):
+    """`dvc exp run -S report.alpha=0.01` must change the level the table is corrected at."""
+    from mmsent.config import Params
+
+    rng = np.random.default_rng(3)
+    gold = rng.integers(0, 3, 300)
+    better = np.where(rng.random(300) < 0.8, gold, (gold + 1) % 3)
+    worse = np.where(rng.random(300) < 0.6, gold, (gold + 1) % 3)
+    ids = [str(i) for i in range(300)]
+    runs = {"a": Runs(ids, gold, better[None]), "b": Runs(ids, gold, worse[None])}
+    monkeypatch.setattr(stats, "load_runs", lambda p, m, d, protocol="clmlf": runs[m] if protocol == "clmlf" else None)
+    monkeypatch.setattr(stats, "caveat", lambda params, m: "")
+    monkeypatch.setattr(stats, "selection_of", lambda params, m, d: ("cross-validation", 0))
+    levels = {}
+    for alpha in (0.05, 0.01):
+        params = Params()
+        params.report = sections.ReportConfig(**{"alpha": alpha, "questions": [
+            {"key": "q", "a": "a", "b": "b", "ask": "?", "why": "w"}]})
+        row = stats.family_table(params, reps=200).iloc[0]
+        levels[alpha] = (row["alpha"], row["level"])
+    assert levels == {0.05: (0.05, pytest.approx(95.0)), 0.01: (0.01, pytest.approx(99.0))}

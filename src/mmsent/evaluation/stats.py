@@ -157,10 +157,11 @@ def primary_protocol(params: Params) -> str:
     return str(params.report.primary_protocol)
 
 
-def family_table(params: Params, alpha: float = 0.05, reps: int = 10000) -> pd.DataFrame:
+def family_table(params: Params, alpha: float | None = None, reps: int = 10000) -> pd.DataFrame:
     """Every declared comparison that can be made (both models run on that dataset and protocol),
     tested and corrected over that family: Cheema rows at the fold level, the others by the
-    two-level bootstrap."""
+    two-level bootstrap; at ``report.alpha`` unless ``alpha`` is given."""
+    alpha = params.report.alpha if alpha is None else alpha
     cache: dict[tuple[str, str, str], Runs | None] = {}
 
     def runs(model: str, dataset: str, protocol: str) -> Runs | None:
@@ -314,7 +315,7 @@ def method_text(table: pd.DataFrame, reps: int) -> str:
             "all rows share one correction. A model whose seeds all predict alike counts once.")
 
 
-def run(params: Params, alpha: float = 0.05, reps: int = 10000) -> dict[str, Path]:
+def run(params: Params, alpha: float | None = None, reps: int = 10000) -> dict[str, Path]:
     """The stage: the declared family's table (CSV, markdown, LaTeX)."""
     from mmsent.io import write_text
 
